@@ -1,0 +1,257 @@
+"""The `ganvas` command: a thin shell over the library. Each command parses its options,
+calls one library function, and turns known errors into a one-line message."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Train GANs on image collections and turn them into art.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ganvas.config import ConfigError
+    from ganvas.data.store import DatasetError
+    from ganvas.train.checkpoint import CheckpointError
+
+    return ConfigError, DatasetError, CheckpointError, FileExistsError
+
+
+def _fail(err: BaseException, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {err}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def prepare(
+    sources: Annotated[
+        list[Path], typer.Argument(help="Folders (searched recursively) or image files.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to create.")],
+    size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 64,
+    channels: Annotated[int, typer.Option(help="3 for RGB, 1 for greyscale.")] = 3,
+    labels: Annotated[
+        str, typer.Option(help="'subfolders': class = first-level folder name; 'none'.")
+    ] = "none",
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of images held out as the validation split.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    background: Annotated[
+        str, typer.Option(help="Colour under transparent pixels: a name, #rrggbb or r,g,b.")
+    ] = "white",
+    max_pixels: Annotated[
+        int, typer.Option(help="Reject images with more pixels (decompression-bomb guard).")
+    ] = 100_000_000,
+    min_size: Annotated[int, typer.Option(help="Reject images whose short side is smaller.")] = 0,
+    workers: Annotated[int, typer.Option(help="Decoding processes (0 = one per core).")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace OUT if it exists (only once the new one is complete).")
+    ] = False,
+) -> None:
+    """Turn folders of images into a dataset directory (images.npy, manifest.json, preview.png)."""
+    from PIL import ImageColor
+
+    from ganvas.data.prepare import prepare_dataset
+
+    try:
+        rgb = _parse_colour(background, ImageColor)
+        report = prepare_dataset(
+            sources,
+            out,
+            size=size,
+            channels=channels,
+            labels=labels,
+            val_fraction=val_fraction,
+            seed=seed,
+            background=rgb,
+            max_pixels=max_pixels,
+            min_size=min_size,
+            workers=workers or None,
+            overwrite=overwrite,
+        )
+    except _user_errors() as err:
+        _fail(err)
+    if report.dropped:
+        console.print(report.summary_table())
+    classes = f", {len(report.classes)} classes" if report.classes else ""
+    console.print(
+        f"[green]wrote[/] {report.out}: {report.kept} images{classes}, "
+        f"{len(report.dropped)} files skipped (listed in manifest.json) in {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset directory from `ganvas prepare`.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run directory; running again resumes.")
+    ] = Path("runs/default"),
+    preset: Annotated[str | None, typer.Option(help="Recipe name; see `ganvas presets`.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML file with settings.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a setting: --set train.steps=500 (repeatable)."),
+    ] = None,
+    new: Annotated[
+        bool, typer.Option("--new", help="Delete this run's outputs and start over.")
+    ] = False,
+    steps: Annotated[int | None, typer.Option(help="Shortcut for --set train.steps=N.")] = None,
+    device: Annotated[str | None, typer.Option(help="Shortcut for --set train.device=...")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
+    from ganvas.config import load_config
+    from ganvas.train.trainer import TrainingDiverged
+    from ganvas.train.trainer import train as train_run
+
+    overrides = list(set_ or [])
+    if data is not None:
+        overrides.append(f"data.path={data}")
+    if steps is not None:
+        overrides.append(f"train.steps={steps}")
+    if device is not None:
+        overrides.append(f"train.device={device}")
+    try:
+        cfg = load_config(preset=preset, config_file=config, overrides=overrides)
+        if preset is None and config is None:
+            saved = out / "config.yaml"
+            if saved.is_file() and not new:  # resuming a run: its own settings are the base
+                cfg = load_config(config_file=saved, overrides=overrides)
+        result = train_run(cfg, out, new=new, progress=progress)
+    except _user_errors() as err:
+        _fail(err)
+    except TrainingDiverged as err:
+        _fail(err, code=1)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+def sample(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
+    seed: Annotated[int, typer.Option(help="Same seed, same images.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write one grid PNG here.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Write one PNG per image into this folder.")
+    ] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Step number; default the newest.")] = None,
+    ema: Annotated[
+        bool, typer.Option(help="Use the moving-average generator if the run has one.")
+    ] = True,
+    nrow: Annotated[int | None, typer.Option(help="Images per grid row.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+) -> None:
+    """Draw images from a trained generator, as a grid and/or one file per image."""
+    from ganvas.generate import load
+
+    if out is None and out_dir is None:
+        out = Path("samples.png")
+    if n < 1 or n > 100_000:
+        _fail(ValueError(f"--n {n} must lie in 1..100000"))
+    try:
+        pipeline = load(run, checkpoint=checkpoint, device=device, ema=ema)
+    except _user_errors() as err:
+        _fail(err)
+    if out is not None:
+        pipeline.save_grid(out, n=n, seed=seed, nrow=nrow)
+        console.print(
+            f"[green]wrote[/] {out} ({n} images, step {pipeline.step}, {pipeline.weights})"
+        )
+    if out_dir is not None:
+        paths = pipeline.save_images(out_dir, n=n, seed=seed)
+        console.print(f"[green]wrote[/] {len(paths)} images to {out_dir}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory.")] = Path("runs/demo"),
+    data: Annotated[Path, typer.Option(help="Where the example dataset is written.")] = Path(
+        "data/emoji32"
+    ),
+    image: Annotated[Path, typer.Option(help="The picture written at the end.")] = Path("demo.png"),
+    steps: Annotated[int | None, typer.Option(help="Training steps (preset: 3000).")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start the demo run over.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Train the emoji-demo preset on the built-in Noto emoji and write a grid of new ones."""
+    from ganvas.config import load_config
+    from ganvas.data.example import write_example_dataset
+    from ganvas.generate import load
+    from ganvas.train.trainer import train as train_run
+
+    started = time.perf_counter()
+    if not (data / "manifest.json").is_file():
+        dataset = write_example_dataset(data, size=32, overwrite=data.exists())
+        console.print(f"[green]wrote[/] example dataset {data} ({len(dataset)} emoji)")
+    overrides = [f"data.path={data}"] + ([f"train.steps={steps}"] if steps else [])
+    try:
+        cfg = load_config(preset="emoji-demo", overrides=overrides)
+        train_run(cfg, out, new=new, progress=progress)
+        load(out).save_grid(image, n=64, seed=0)
+    except _user_errors() as err:
+        _fail(err)
+    console.print(
+        f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: new emoji in {image}, "
+        f"training history in {out}/samples and {out}/progress.gif"
+    )
+
+
+@app.command()
+def presets() -> None:
+    """List the built-in recipes."""
+    from rich.table import Table
+
+    from ganvas.config import load_config, preset_names
+
+    table = Table("preset", "family", "size", "description")
+    for name in preset_names():
+        cfg = load_config(preset=name)
+        table.add_row(name, cfg.model.family, str(cfg.model.resolution or "data"), cfg.description)
+    Console().print(table)
+
+
+def _parse_colour(text: str, image_color) -> tuple[int, int, int]:
+    from ganvas.config import ConfigError
+
+    try:
+        if "," in text:
+            rgb = tuple(int(v) for v in text.split(","))
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise ValueError
+            return rgb  # type: ignore[return-value]
+        return image_color.getrgb(text)[:3]
+    except ValueError:
+        raise ConfigError(
+            f"--background {text!r} is not a colour (try white, #202020 or 32,32,32)"
+        ) from None
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("aborted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Typed run configuration: preset YAML + `--config FILE` + `--set key=value`, validated.
+
+A config is a tree of frozen dataclasses. Dictionaries from YAML files and command-line
+overrides are merged first, then converted once; every unknown key, wrong type or bad value
+raises `ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value a user gave is wrong; the message says how to fix it."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless `condition` holds (for user-facing validation)."""
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = ""  # dataset directory written by `ganvas prepare`
+    split: Literal["train", "all"] = "train"  # 'train' leaves the validation split out
+    hflip: bool = False  # random horizontal flips
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["adam", "adamw", "rmsprop"] = "adam"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        check(self.lr_g > 0, f"optim.lr_g={self.lr_g} must be > 0")
+        check(self.lr_d > 0, f"optim.lr_d={self.lr_d} must be > 0")
+        check(all(0 <= b < 1 for b in self.betas), f"optim.betas={self.betas} must lie in [0, 1)")
+        check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be >= 0")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = "nonsaturating"  # see ganvas.losses.LOSSES
+
+    def __post_init__(self) -> None:
+        from ganvas.losses import LOSSES
+
+        check(
+            self.name in LOSSES,
+            f"loss.name={self.name!r} is not a known loss; choose one of {', '.join(sorted(LOSSES))}",
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    steps: int = 10_000  # generator updates
+    epochs: float | None = None  # when set, replaces `steps`: passes over the training images
+    d_steps: int = 1  # discriminator updates per generator update
+    ema: bool = False  # keep an exponential moving average of G (G_ema) for sampling
+    ema_beta: float = 0.999
+    seed: int = 0
+    device: str = "auto"  # 'auto' = cuda if available, else cpu
+    log_interval: int = 50  # steps between metrics.jsonl lines
+    sample_interval: int = 500  # steps between fixed-noise grids in samples/
+    checkpoint_interval: int = 1000  # steps between checkpoints
+    keep_checkpoints: int = 3  # newest checkpoints kept on disk
+    n_samples: int = 64  # images in each sample grid
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
+        check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
+        check(self.epochs is None or self.epochs > 0, f"train.epochs={self.epochs} must be > 0")
+        check(self.d_steps >= 1, f"train.d_steps={self.d_steps} must be >= 1")
+        check(0 <= self.ema_beta < 1, f"train.ema_beta={self.ema_beta} must lie in [0, 1)")
+        for name in ("log_interval", "sample_interval", "checkpoint_interval", "keep_checkpoints"):
+            value = getattr(self, name)
+            check(value >= 1, f"train.{name}={value} must be >= 1")
+        check(self.n_samples >= 1, f"train.n_samples={self.n_samples} must be >= 1")
+        check(
+            self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            f"train.device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    model: Any  # a family's config dataclass (ganvas.models.registry.ModelConfig subclass)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with dotted keys replaced, validated: cfg.replace(**{'train.steps': 10})."""
+        tree = self.to_dict()
+        for key, value in overrides.items():
+            _set_dotted(tree, key, value)
+        return config_from_dict(tree)
+
+
+# --- Presets and files -----------------------------------------------------------------
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("ganvas") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    names = preset_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint}; presets: {', '.join(names)}")
+    text = (resources.files("ganvas") / "configs" / f"{name}.yaml").read_text()
+    return _parse_yaml(text, f"preset {name}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return _parse_yaml(path.read_text(), str(path))
+
+
+def parse_set(assignment: str) -> tuple[str, Any]:
+    """'train.steps=500' → ('train.steps', 500). Values are parsed as YAML scalars/lists."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r} must look like key=value, e.g. train.steps=500")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    check(bool(key), f"--set {assignment!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({err})") from err
+    return key, value
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> Config:
+    """Build a validated Config: defaults ← preset ← config file ← overrides.
+
+    Args:
+        preset: a name from `preset_names()`, e.g. 'dcgan-64'.
+        config_file: a YAML file with the same structure as a preset.
+        overrides: ['train.steps=500', ...] or {'train.steps': 500, ...}.
+
+    Raises:
+        ConfigError: unknown preset, key or bad value; the message names it and the options.
+    """
+    tree: dict[str, Any] = {}
+    if preset:
+        _merge(tree, read_preset(preset))
+    if config_file:
+        _merge(tree, read_config_file(config_file))
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_set, overrides or [])
+    for key, value in items:
+        _set_dotted(tree, key, value)
+    return config_from_dict(tree)
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    from ganvas.models.registry import family_config_class
+
+    tree = dict(tree)
+    model_tree = dict(tree.pop("model", None) or {})
+    check(isinstance(model_tree, dict), "model must be a mapping with at least model.family")
+    family = model_tree.get("family", "dcgan")
+    model_cls = family_config_class(family)
+    model_tree["family"] = family
+    model = _build(model_cls, model_tree, "model")
+    rest = _build(_ConfigRest, tree, "")
+    return Config(model=model, **{f.name: getattr(rest, f.name) for f in dataclasses.fields(rest)})
+
+
+@dataclass(frozen=True)
+class _ConfigRest:
+    """Config without `model`, so the generic builder can check the other sections."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+
+
+def config_differences(a: Config, b: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two configs."""
+    flat_a, flat_b = _flatten(a.to_dict()), _flatten(b.to_dict())
+    return {
+        k: (flat_a.get(k), flat_b.get(k))
+        for k in sorted(set(flat_a) | set(flat_b))
+        if flat_a.get(k) != flat_b.get(k)
+    }
+
+
+# --- Generic conversion of dicts into frozen dataclasses with type checks -----------------
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            where = f"{prefix}." if prefix else ""
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {where}{close[0]}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {where}{key}{hint}; allowed keys"
+                f"{' in ' + prefix if prefix else ''}: {', '.join(fields)}"
+            )
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else name
+        kwargs[name] = _coerce(value, hints[name], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{prefix or 'config'}: {err}") from err
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}={value!r}: " + "; ".join(errors)
+        )
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{key}={value!r} is not allowed; choose one of {allowed}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}={value!r} must be a list, e.g. [0.5, 0.999]")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key}={value!r} must have {len(args)} items")
+            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}={value!r} must be true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}={value!r} must be an integer")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads '1e-4' (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}={value!r} must be a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}={value!r} must be a string")
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+# --- Small dict helpers --------------------------------------------------------------------
+
+
+def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {err}") from err
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{where} must be a YAML mapping of sections (model, train, ...)")
+    return tree
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,81 @@
+"""Random batches from a dataset held in memory as uint8, with no per-step decoding.
+
+The order of epoch e is a permutation drawn from (seed, e), so the loader's whole state is
+two integers (epoch, position) and resuming reproduces the exact same batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class BatchSampler:
+    """Serves shuffled batches of `images` ([N, H, W, C] uint8) as float [-1, 1] NCHW.
+
+    The incomplete batch at the end of each epoch is skipped (every step sees `batch_size`
+    images), and the next epoch starts with a fresh permutation.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray | None,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str = "cpu",
+        hflip: bool = False,
+    ) -> None:
+        if len(images) < batch_size:
+            raise ValueError(
+                f"train.batch_size={batch_size} is larger than the dataset ({len(images)} images)"
+            )
+        self.device = torch.device(device)
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)  # uint8
+        self.labels = None if labels is None else torch.from_numpy(labels).long().to(self.device)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.hflip = hflip
+        self.epoch = 0
+        self.position = 0
+        self._order = self._permutation(0)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return len(self.images) // self.batch_size
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.images), generator=g).to(self.device)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return (img [B, C, H, W] float in [-1, 1], labels [B] or None)."""
+        if self.position + self.batch_size > len(self.images):
+            self.epoch += 1
+            self.position = 0
+            self._order = self._permutation(self.epoch)
+        index = self._order[self.position : self.position + self.batch_size]
+        batch = self.images[index]  # [B, H, W, C] uint8
+        if self.hflip:
+            flip_seed = (self.seed * 1_000_003 + self.epoch) * 1_000_003 + self.position
+            g = torch.Generator().manual_seed(flip_seed % 2**63)
+            flip = (torch.rand(self.batch_size, generator=g) < 0.5).to(self.device)
+            batch = torch.where(flip[:, None, None, None], batch.flip(2), batch)
+        self.position += self.batch_size
+        img = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0).contiguous()
+        labels = None if self.labels is None else self.labels[index]
+        return img, labels
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seed = int(state["seed"])
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self._order = self._permutation(self.epoch)
+
+
+def uint8_to_float(images: np.ndarray) -> torch.Tensor:
+    """[N, H, W, C] uint8 → [N, C, H, W] float in [-1, 1]."""
+    return torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)

@@ -1,0 +1,173 @@
+"""The dataset directory: what `ganvas prepare` writes and what training reads.
+
+    <dataset>/images.npy     uint8 [N, H, W, C], opened as a memory map
+    <dataset>/labels.npy     int64 [N] (only when the dataset has classes)
+    <dataset>/manifest.json  classes, resolution, sources, dropped files and why, splits, hash
+    <dataset>/preview.png    a contact sheet of the first images
+
+The directory appears atomically (written under a temporary name, then renamed).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganvas.grid import image_grid, to_pil
+from ganvas.io import atomic_dir, save_image_atomic, write_json_atomic
+
+FORMAT_NAME = "ganvas-dataset"
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "all")
+
+
+class DatasetError(ValueError):
+    """A dataset directory is missing, incomplete or inconsistent."""
+
+
+@dataclass
+class Dataset:
+    """A prepared dataset: images as a read-only memory map plus its manifest."""
+
+    path: Path
+    images: np.ndarray  # [N, H, W, C] uint8 memmap
+    labels: np.ndarray | None  # [N] int64
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[3])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest.get("classes") or [])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def split_indices(self, split: str = "train") -> np.ndarray:
+        """Indices of the images in `split` ('train', 'val' or 'all')."""
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        everything = np.arange(len(self))
+        if split == "all":
+            return everything
+        val = np.asarray(self.manifest.get("splits", {}).get("val", []), dtype=np.int64)
+        if split == "val":
+            return val
+        return np.setdiff1d(everything, val, assume_unique=True)
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Open a dataset directory written by `ganvas prepare`.
+
+    Raises:
+        DatasetError: the directory or one of its files is missing or inconsistent,
+            with a message that says which and how to make one.
+    """
+    path = Path(path)
+    hint = f"make one with: ganvas prepare IMAGES_FOLDER --out {path}"
+    if not path.is_dir():
+        raise DatasetError(f"dataset directory {path} does not exist; {hint}")
+    manifest_file = path / "manifest.json"
+    images_file = path / "images.npy"
+    for required in (manifest_file, images_file):
+        if not required.is_file():
+            raise DatasetError(
+                f"{path} is not a ganvas dataset: {required.name} is missing; {hint}"
+            )
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{manifest_file} is not valid JSON ({err})") from err
+    if manifest.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{manifest_file} is not a {FORMAT_NAME} manifest")
+    try:
+        images = np.load(images_file, mmap_mode="r")
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"{images_file} cannot be read as a .npy array ({err})") from err
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
+        raise DatasetError(
+            f"{images_file} must be uint8 [N, H, W, 1|3], got {images.dtype} {images.shape}"
+        )
+    labels = None
+    labels_file = path / "labels.npy"
+    if labels_file.is_file():
+        labels = np.load(labels_file)
+        if labels.shape != (images.shape[0],):
+            raise DatasetError(
+                f"{labels_file} has shape {labels.shape} but there are {images.shape[0]} images"
+            )
+    if len(images) == 0:
+        raise DatasetError(f"{path} holds no images")
+    return Dataset(path=path, images=images, labels=labels, manifest=manifest)
+
+
+def content_hash(images: np.ndarray, labels: np.ndarray | None, chunk: int = 1024) -> str:
+    """sha256 over the pixels (and labels): two datasets with equal hashes hold the same data."""
+    digest = hashlib.sha256()
+    digest.update(repr(tuple(images.shape)).encode())
+    for start in range(0, len(images), chunk):
+        digest.update(np.ascontiguousarray(images[start : start + chunk]).tobytes())
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def write_preview(images: np.ndarray, dest: str | os.PathLike, count: int = 64) -> None:
+    """Contact sheet of the first `count` images."""
+    save_image_atomic(dest, to_pil(image_grid(np.asarray(images[:count]))))
+
+
+def base_manifest(resolution: int, channels: int, classes: list[str]) -> dict[str, Any]:
+    from ganvas import __version__
+
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "ganvas_version": __version__,
+        "resolution": resolution,
+        "channels": channels,
+        "classes": classes,
+    }
+
+
+def finish_dataset_dir(
+    folder: Path, images: np.ndarray, labels: np.ndarray | None, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """Write labels, preview and manifest (with count and hash) into `folder`, which already
+    holds images.npy. Returns the manifest."""
+    if labels is not None:
+        np.save(folder / "labels.npy", np.asarray(labels, dtype=np.int64))
+    manifest = dict(manifest, count=int(len(images)), content_hash=content_hash(images, labels))
+    write_preview(images, folder / "preview.png")
+    write_json_atomic(folder / "manifest.json", manifest)
+    return manifest
+
+
+def save_dataset(
+    dest: str | os.PathLike,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    manifest: dict[str, Any],
+    overwrite: bool = False,
+) -> Dataset:
+    """Write an in-memory image array as a dataset directory, atomically."""
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DatasetError(f"images must be uint8 [N, H, W, C], got {images.dtype} {images.shape}")
+    with atomic_dir(dest, overwrite=overwrite) as tmp:
+        np.save(tmp / "images.npy", images)
+        finish_dataset_dir(tmp, images, labels, manifest)
+    return load_dataset(dest)

@@ -1,0 +1,135 @@
+"""Sampling from a trained run: seeded, reproducible, as tensors, grids or PNG files.
+
+g = ganvas.load("runs/a")              # newest checkpoint, G_ema when the run kept one
+imgs = g.sample(16, seed=0)            # uint8 [16, C, H, W], values 0..255
+imgs = g.sample(16, seed=0, dtype=torch.float32)   # float in [0, 1]
+g.save_grid("grid.png", n=64, seed=7)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ganvas.config import Config, config_from_dict
+from ganvas.grid import image_grid, to_pil
+from ganvas.io import save_image_atomic
+from ganvas.models.registry import build_models
+from ganvas.train.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+
+
+@dataclass
+class GeneratorPipeline:
+    """A trained generator plus what is needed to draw reproducible samples from it."""
+
+    G: nn.Module
+    config: Config
+    step: int
+    weights: str  # 'G_ema' or 'G'
+    device: torch.device
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.model.z_dim
+
+    def latents(self, n: int, seed: int = 0) -> torch.Tensor:
+        """The z vectors `sample(n, seed)` uses: drawn on the CPU, so equal on every device."""
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(n, self.z_dim, generator=g)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """z [N, z_dim] → float images [N, C, H, W] in [-1, 1] (the generator's raw range)."""
+        outputs = [self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+        return torch.cat(outputs).clamp_(-1, 1)
+
+    def sample(
+        self, n: int, seed: int = 0, dtype: torch.dtype = torch.uint8, batch_size: int = 256
+    ) -> torch.Tensor:
+        """Draw `n` images; the same `seed` always gives the same images.
+
+        Args:
+            n: number of images.
+            seed: seeds the latent vectors.
+            dtype: torch.uint8 (default) for values 0..255, or a float dtype for values in [0, 1].
+            batch_size: images per forward pass; does not change the result.
+
+        Returns:
+            A CPU tensor [n, C, H, W].
+        """
+        if n < 1:
+            raise ValueError(f"n={n} must be >= 1")
+        img = (self.generate(self.latents(n, seed), batch_size) + 1) / 2  # [0, 1]
+        if dtype == torch.uint8:
+            return (img * 255).round_().to(torch.uint8)
+        return img.to(dtype)
+
+    def sample_numpy(self, n: int, seed: int = 0) -> np.ndarray:
+        """Like `sample` but uint8 [n, H, W, C] numpy, ready for PIL or a contact sheet."""
+        return self.sample(n, seed).permute(0, 2, 3, 1).numpy()
+
+    def save_grid(
+        self,
+        path: str | os.PathLike,
+        n: int = 64,
+        seed: int = 0,
+        nrow: int | None = None,
+        padding: int = 2,
+    ) -> Path:
+        """Write a PNG contact sheet of `n` samples."""
+        grid = image_grid(self.sample_numpy(n, seed), nrow=nrow, padding=padding)
+        save_image_atomic(path, to_pil(grid))
+        return Path(path)
+
+    def save_images(self, folder: str | os.PathLike, n: int, seed: int = 0) -> list[Path]:
+        """Write `n` samples as folder/000000.png, 000001.png, ..."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, picture in enumerate(self.sample_numpy(n, seed)):
+            path = folder / f"{i:06d}.png"
+            save_image_atomic(path, to_pil(picture))
+            paths.append(path)
+        return paths
+
+
+def load(
+    run_dir: str | os.PathLike,
+    checkpoint: str | int | None = None,
+    device: str | torch.device = "cpu",
+    ema: bool = True,
+) -> GeneratorPipeline:
+    """Load a run's generator for sampling, without running any code from the checkpoint.
+
+    Args:
+        run_dir: a run directory written by `ganvas train`.
+        checkpoint: step number or checkpoint folder; the newest by default.
+        device: where the generator runs.
+        ema: use the moving-average weights (G_ema) when the run kept them.
+
+    Raises:
+        CheckpointError: the run or the checkpoint does not exist or is incomplete.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    folder = resolve_checkpoint(run_dir, checkpoint)
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise CheckpointError(f"{config_file} is missing; cannot rebuild the model")
+    config = config_from_dict(yaml.safe_load(config_file.read_text()))
+    G, _ = build_models(config.model)
+    saved = load_checkpoint(folder, device="cpu", names=("G_ema", "G") if ema else ("G",))
+    name = "G_ema" if ema and "G_ema" in saved.weights else "G"
+    if name not in saved.weights:
+        raise CheckpointError(f"{folder} has no {name}.safetensors")
+    G.load_state_dict(saved.weights[name])
+    device = torch.device(device)
+    G = G.to(device).eval().requires_grad_(False)
+    return GeneratorPipeline(G=G, config=config, step=saved.step, weights=name, device=device)

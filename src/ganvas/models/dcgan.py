@@ -1,0 +1,91 @@
+"""DCGAN (Radford, Metz & Chintala, 2016): the all-convolutional GAN.
+
+G: z → 4×4 by a transposed conv, then stride-2 transposed convs that double the side and
+halve the width, BatchNorm + ReLU between, tanh at the end. D mirrors it with stride-2 convs,
+LeakyReLU(0.2), BatchNorm on every layer but the first, and a 4×4 conv to one logit (the
+sigmoid lives in the loss, which is numerically safer). Weights start from N(0, 0.02).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganvas.config import check
+from ganvas.models.layers import init_dcgan_weights, pyramid_widths
+from ganvas.models.registry import Family, ModelConfig, register_family
+
+
+@dataclass(frozen=True)
+class DCGANConfig(ModelConfig):
+    g_width: int = 64  # channels of G's last hidden layer ('ngf' in the paper's code)
+    d_width: int = 64  # channels of D's first layer ('ndf')
+    max_width: int = 512  # cap on channels at low resolution
+    leaky_slope: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.g_width >= 1, f"model.g_width={self.g_width} must be >= 1")
+        check(self.d_width >= 1, f"model.d_width={self.d_width} must be >= 1")
+        check(self.max_width >= 1, f"model.max_width={self.max_width} must be >= 1")
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: DCGANConfig) -> None:
+        super().__init__()
+        self.z_dim = cfg.z_dim
+        widths = pyramid_widths(cfg.resolution, cfg.g_width, cfg.max_width)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.z_dim, widths[0], 4, 1, 0, bias=False),  # [N, w0, 4, 4]
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for w_in, w_out in zip(widths, widths[1:]):
+            layers += [
+                nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z [N, z_dim] → images [N, C, R, R] in [-1, 1]."""
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: DCGANConfig) -> None:
+        super().__init__()
+        widths = pyramid_widths(cfg.resolution, cfg.d_width, cfg.max_width)[::-1]
+        layers: list[nn.Module] = [
+            nn.Conv2d(cfg.channels, widths[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(cfg.leaky_slope, inplace=True),
+        ]
+        for w_in, w_out in zip(widths, widths[1:]):
+            layers += [
+                nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(w_out),
+                nn.LeakyReLU(cfg.leaky_slope, inplace=True),
+            ]
+        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)]  # [N, 1, 1, 1]
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """images [N, C, R, R] → logits [N] (positive = judged real)."""
+        return self.net(img).flatten()
+
+
+FAMILY = register_family(
+    Family(
+        name="dcgan",
+        config=DCGANConfig,
+        generator=Generator,
+        discriminator=Discriminator,
+        paper="Radford, Metz & Chintala 2016, arXiv:1511.06434",
+    )
+)

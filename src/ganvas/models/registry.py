@@ -1,0 +1,91 @@
+"""Registry of GAN families: name → (config dataclass, Generator, Discriminator).
+
+A family file defines a frozen config dataclass derived from `ModelConfig`, a `Generator`
+and a `Discriminator` (both `nn.Module`s built from that config), and calls
+`register_family`. The trainer and the sampler only ever go through this registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from ganvas.config import ConfigError, check
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every family shares. `resolution` / `channels` left as None are taken from the
+    dataset when training starts; the resolved values are saved with the run."""
+
+    family: str = "dcgan"
+    resolution: int | None = None  # output side in pixels, a power of two
+    channels: int | None = None  # 1 (grey) or 3 (RGB)
+    z_dim: int = 100
+
+    def __post_init__(self) -> None:
+        if self.resolution is not None:
+            check(
+                self.resolution >= 8 and math.log2(self.resolution).is_integer(),
+                f"model.resolution={self.resolution} must be a power of two >= 8",
+            )
+        if self.channels is not None:
+            check(self.channels in (1, 3), f"model.channels={self.channels} must be 1 or 3")
+        check(self.z_dim >= 1, f"model.z_dim={self.z_dim} must be >= 1")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    config: type[ModelConfig]
+    generator: type[nn.Module]
+    discriminator: type[nn.Module]
+    paper: str = ""
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    if family.name in _FAMILIES:
+        raise ValueError(f"GAN family {family.name!r} is registered twice")
+    if not issubclass(family.config, ModelConfig):
+        raise TypeError(f"{family.name}: config must derive from ModelConfig")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> Family:
+    _load_builtin_families()
+    if name not in _FAMILIES:
+        close = difflib.get_close_matches(name, list(_FAMILIES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"model.family={name!r} is not a known GAN family{hint}; "
+            f"choose one of {', '.join(sorted(_FAMILIES))}"
+        )
+    return _FAMILIES[name]
+
+
+def family_config_class(name: str) -> type[ModelConfig]:
+    return get_family(name).config
+
+
+def list_families() -> list[str]:
+    _load_builtin_families()
+    return sorted(_FAMILIES)
+
+
+def build_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """Construct (G, D) for a fully resolved model config."""
+    if config.resolution is None or config.channels is None:
+        raise ConfigError("model.resolution and model.channels must be set before building")
+    family = get_family(config.family)
+    return family.generator(config), family.discriminator(config)
+
+
+def _load_builtin_families() -> None:
+    import ganvas.models.dcgan  # noqa: F401  (registers itself)

@@ -1,0 +1,123 @@
+"""What the loop reports while it runs: metrics.jsonl, TensorBoard, sample grids, progress."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ganvas.grid import image_grid, to_pil
+from ganvas.io import save_image_atomic, write_text_atomic
+
+console = Console(stderr=True)
+
+
+class RunLog:
+    """Messages to stderr and, appended, to run_dir/log.txt."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.file = run_dir / "log.txt"
+
+    def __call__(self, message: str) -> None:
+        console.print(message, highlight=False)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.file, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {message}\n")
+
+
+class MetricsLog:
+    """One JSON object per line in metrics.jsonl, mirrored to TensorBoard when enabled.
+
+    On resume, lines from steps after the checkpoint are dropped so the record matches the
+    weights (those steps are about to be trained again).
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool) -> None:
+        self.file = run_dir / "metrics.jsonl"
+        if self.file.is_file():
+            kept = [
+                line
+                for line in self.file.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
+            write_text_atomic(self.file, "".join(line + "\n" for line in kept))
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.file, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def add_image(self, tag: str, grid: np.ndarray, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_image(tag, grid, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] float in [-1, 1] → [N, H, W, C] uint8."""
+    img = (img.detach().float().clamp(-1, 1) + 1) * 127.5
+    return img.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def save_grid(images: np.ndarray, path: Path, nrow: int | None = None) -> np.ndarray:
+    grid = image_grid(images, nrow=nrow)
+    save_image_atomic(path, to_pil(grid))
+    return grid
+
+
+def make_progress_gif(samples_dir: Path, dest: Path, max_frames: int = 100) -> bool:
+    """Animate the fixed-noise grids in order; returns False when there are fewer than two."""
+    from PIL import Image
+
+    frames = sorted(samples_dir.glob("fakes_*.png"))
+    if len(frames) < 2:
+        return False
+    stride = math.ceil(len(frames) / max_frames)
+    chosen = frames[::stride]
+    if chosen[-1] != frames[-1]:
+        chosen.append(frames[-1])
+    images = [Image.open(f).convert("RGB") for f in chosen]
+    save_image_atomic(
+        dest, images[0], save_all=True, append_images=images[1:], duration=200, loop=0
+    )
+    return True
+
+
+def make_progress_bar(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
+        console=console,
+        disable=not enabled,
+    )

@@ -1,0 +1,69 @@
+"""Shared fixtures: small datasets made on the fly and a tiny DCGAN config (16 px, CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganvas.config import Config, load_config
+from ganvas.data.store import Dataset, base_manifest, save_dataset
+
+
+def make_blobs(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
+    """Reddish images with a bright square at a random place: easy to learn, easy to tell."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size, 3), np.uint8)
+    images[..., 0] = 200
+    images[..., 1] = 40
+    images[..., 2] = 60
+    for img in images:
+        y, x = rng.integers(0, size - size // 4, 2)
+        img[y : y + size // 4, x : x + size // 4] = (255, 230, 80)
+    noise = rng.integers(-10, 11, images.shape)
+    return np.clip(images.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def write_dataset(dest: Path, images: np.ndarray, labels=None, classes=()) -> Dataset:
+    manifest = base_manifest(images.shape[1], images.shape[3], list(classes))
+    manifest.update(sources=["tests"], files=[], dropped=[], params={}, splits={"val": []})
+    return save_dataset(dest, images, labels, manifest)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Dataset:
+    return write_dataset(tmp_path / "blobs16", make_blobs(64))
+
+
+def tiny_config(data_path: Path | str, **overrides) -> Config:
+    """A DCGAN small enough to train hundreds of steps in seconds on one CPU core."""
+    settings = {
+        "data.path": str(data_path),
+        "model.family": "dcgan",
+        "model.resolution": 16,
+        "model.z_dim": 16,
+        "model.g_width": 8,
+        "model.d_width": 8,
+        "train.batch_size": 8,
+        "train.steps": 20,
+        "train.device": "cpu",
+        "train.log_interval": 10,
+        "train.sample_interval": 10,
+        "train.checkpoint_interval": 10,
+        "train.n_samples": 16,
+        "train.tensorboard": False,
+    }
+    settings.update(overrides)
+    return load_config(overrides=settings)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Thread count changes the summation order of CPU kernels; pin it so bit-exact
+    # comparisons inside one test do not depend on the machine.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganvas.generate import load
+from ganvas.train.checkpoint import CheckpointError
+from ganvas.train.trainer import train
+from tests.conftest import tiny_config
+
+
+@pytest.fixture
+def run_dir(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(tiny_dataset.path, **{"train.ema": True}), run, progress=False)
+    return run
+
+
+def test_sample_shapes_types_and_ranges(run_dir):
+    g = load(run_dir)
+    assert g.weights == "G_ema" and g.step == 20
+    imgs = g.sample(5, seed=0)
+    assert imgs.shape == (5, 3, 16, 16) and imgs.dtype == torch.uint8
+    floats = g.sample(5, seed=0, dtype=torch.float32)
+    assert floats.dtype == torch.float32 and 0 <= floats.min() and floats.max() <= 1
+    assert torch.allclose(floats * 255, imgs.float(), atol=0.51)
+
+
+def test_same_seed_same_images_and_batching_does_not_matter(run_dir):
+    g = load(run_dir)
+    a = g.sample(12, seed=7)
+    assert torch.equal(a, load(run_dir).sample(12, seed=7))
+    assert torch.equal(a, g.sample(12, seed=7, batch_size=5))
+    assert not torch.equal(a, g.sample(12, seed=8))
+    assert torch.equal(g.sample(4, seed=7), a[:4])  # the first images do not depend on n
+
+
+def test_raw_generator_and_older_checkpoints_are_selectable(run_dir):
+    assert load(run_dir, ema=False).weights == "G"
+    assert load(run_dir, checkpoint=10).step == 10
+    with pytest.raises(CheckpointError, match="have: 10, 20"):
+        load(run_dir, checkpoint=15)
+
+
+def test_grid_and_per_image_files(run_dir, tmp_path):
+    g = load(run_dir)
+    path = g.save_grid(tmp_path / "grid.png", n=8, seed=1, nrow=4, padding=2)
+    with Image.open(path) as grid:
+        assert grid.size == (2 + 4 * 18, 2 + 2 * 18)
+    files = g.save_images(tmp_path / "each", n=3, seed=1)
+    assert [p.name for p in files] == ["000000.png", "000001.png", "000002.png"]
+    first = np.asarray(Image.open(files[0]))
+    assert np.array_equal(first, g.sample_numpy(3, seed=1)[0])
