@@ -24,7 +24,12 @@ def test_dcgan_64_preset_holds_the_reference_recipe():
 def test_overrides_are_typed():
     cfg = load_config(
         preset="dcgan-64",
-        overrides=["train.steps=500", "optim.lr_d=1e-4", "optim.betas=[0.0, 0.9]", "train.ema=true"],
+        overrides=[
+            "train.steps=500",
+            "optim.lr_d=1e-4",
+            "optim.betas=[0.0, 0.9]",
+            "train.ema=true",
+        ],
     )
     assert cfg.train.steps == 500 and isinstance(cfg.train.steps, int)
     assert cfg.optim.lr_d == pytest.approx(1e-4)

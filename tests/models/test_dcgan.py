@@ -48,6 +48,8 @@ def test_dcgan_widths_follow_the_paper_for_64px():
 def test_dcgan_initialisation_is_normal_0_002():
     torch.manual_seed(0)
     G, _ = build_models(_model_config("dcgan", 64, 3))
-    weights = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
+    weights = torch.cat(
+        [m.weight.flatten() for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    )
     assert abs(weights.mean().item()) < 1e-3
     assert weights.std().item() == pytest.approx(0.02, rel=0.05)

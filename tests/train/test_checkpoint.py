@@ -66,7 +66,7 @@ def test_loading_never_unpickles_code(tiny_dataset, tmp_path):
 
     state_file = ckpt.find_latest_checkpoint(run) / "training_state.pt"
     with open(state_file, "wb") as f:
-        pickle.dump({"optim_G": Exploit()}, f)
+        pickle.dump({"optim_G": Exploit()}, f, protocol=2)
     with pytest.raises(pickle.UnpicklingError):
         ckpt.load_checkpoint(state_file.parent)
     assert not marker.exists()

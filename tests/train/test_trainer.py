@@ -56,7 +56,9 @@ def test_training_moves_samples_toward_the_data(tiny_dataset, tmp_path):
                                              "train.sample_interval": 400,
                                              "train.checkpoint_interval": 400})  # fmt: skip
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    data_mean = torch.from_numpy(tiny_dataset.images[:].astype(np.float32)).mean((0, 1, 2)) / 127.5 - 1
+    data_mean = (
+        torch.from_numpy(tiny_dataset.images[:].astype(np.float32)).mean((0, 1, 2)) / 127.5 - 1
+    )
 
     def colour_gap() -> float:
         fakes = trainer.sample_fixed()  # [N, 3, H, W]
@@ -103,7 +105,13 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_dataset, tmp_path)
     _assert_same_state(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
     straight = (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()
     resumed = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
-    strip = lambda lines: [{k: v for k, v in json.loads(l).items() if k not in ("img_per_s", "time_s")} for l in lines]  # noqa: E731
+
+    def strip(lines):
+        return [
+            {k: v for k, v in json.loads(l).items() if k not in ("img_per_s", "time_s")}
+            for l in lines
+        ]  # noqa: E731
+
     assert strip(straight) == strip(resumed)
 
 
@@ -151,7 +159,9 @@ def test_a_diverging_run_stops_without_writing_nan_checkpoints(tiny_dataset, tmp
 
 def test_model_shape_must_match_the_dataset(tmp_path):
     data = write_dataset(tmp_path / "d32", make_blobs(16, size=32))
-    with pytest.raises(ConfigError, match=r"model.resolution=16 but the dataset .* has resolution 32"):
+    with pytest.raises(
+        ConfigError, match=r"model.resolution=16 but the dataset .* has resolution 32"
+    ):
         Trainer(tiny_config(data.path), tmp_path / "run", progress=False)
 
 

@@ -23,7 +23,7 @@ from rich.progress import (
 from ganvas.grid import image_grid, to_pil
 from ganvas.io import save_image_atomic, write_text_atomic
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 class RunLog:

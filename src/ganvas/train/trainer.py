@@ -316,7 +316,9 @@ class Trainer:
         return path
 
     def _save_reals(self) -> None:
-        reals = self.sampler.images[: self.config.train.n_samples].cpu().numpy()
+        images = self.sampler.images
+        spread = torch.linspace(0, len(images) - 1, min(self.config.train.n_samples, len(images)))
+        reals = images[spread.long().to(images.device)].cpu().numpy()  # across the whole set
         save_grid(reals, self.run_dir / "samples" / "reals.png")
 
     def save_checkpoint(self) -> Path:

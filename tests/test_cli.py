@@ -1,0 +1,99 @@
+"""The `ganvas` command as a user runs it: a real subprocess for the main path, the
+in-process runner for error messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ganvas.cli import app
+from tests.conftest import make_blobs
+
+runner = CliRunner()
+
+
+def ganvas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "ganvas.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def _image_folder(root: Path) -> Path:
+    for i, img in enumerate(make_blobs(24, size=20)):
+        cls = "warm" if i % 2 else "cool"
+        (root / "pics" / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / "pics" / cls / f"{i:03d}.png")
+    (root / "pics" / "cool" / "notes.txt").write_text("not an image")
+    return root / "pics"
+
+
+@pytest.mark.slow
+def test_prepare_train_resume_sample_from_the_command_line(tmp_path):
+    _image_folder(tmp_path)
+    done = ganvas("prepare", "pics", "--out", "data/mine", "--size", "16", "--labels",
+                  "subfolders", "--workers", "1", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "24 images, 2 classes" in done.stderr and "1 files skipped" in done.stderr
+
+    train_args = ["train", "--preset", "dcgan-32", "--data", "data/mine", "--out", "runs/a",
+                  "--set", "model.resolution=16", "--set", "model.g_width=8",
+                  "--set", "model.d_width=8", "--set", "train.batch_size=8",
+                  "--set", "train.checkpoint_interval=5", "--no-progress"]  # fmt: skip
+    first = ganvas(*train_args, "--steps", "6", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "starting at step 0/6" in first.stderr
+    second = ganvas(*train_args, "--steps", "10", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "resuming at step 6/10" in second.stderr
+    assert (tmp_path / "runs/a/checkpoints/latest").read_text().strip() == "00000010"
+
+    for name in ("one.png", "two.png"):
+        done = ganvas("sample", "runs/a", "--n", "8", "--seed", "7", "--out", name, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    one = np.asarray(Image.open(tmp_path / "one.png"))
+    assert one.shape == (2 + 3 * 18, 2 + 3 * 18, 3)
+    assert np.array_equal(one, np.asarray(Image.open(tmp_path / "two.png")))
+    done = ganvas("sample", "runs/a", "--n", "5", "--out-dir", "each", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "each").glob("*.png"))) == 5
+
+
+def test_unknown_setting_is_one_clear_line_and_exit_code_2(tiny_dataset, tmp_path):
+    result = runner.invoke(app, ["train", "--preset", "dcgan-64", "--data", str(tiny_dataset.path),
+                                 "--out", str(tmp_path / "r"), "--set", "train.bacth_size=3"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "unknown config key train.bacth_size" in result.output
+    assert "did you mean train.batch_size" in result.output
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_missing_dataset_and_missing_run_are_reported(tmp_path):
+    result = runner.invoke(app, ["train", "--preset", "dcgan-64", "--data", str(tmp_path / "x"),
+                                 "--out", str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 2 and "ganvas prepare" in result.output
+    result = runner.invoke(app, ["sample", str(tmp_path / "nothing"), "--out", "x.png"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_prepare_of_an_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert "empty" in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_presets_lists_every_recipe():
+    result = runner.invoke(app, ["presets"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in ("dcgan-32", "dcgan-64", "dcgan-128", "emoji-demo"):
+        assert name in result.output
