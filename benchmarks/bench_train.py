@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ganvas.config import load_config
 from ganvas.data.store import base_manifest, save_dataset
 from ganvas.models.registry import build_models
-from ganvas.train.trainer import Trainer
+from ganvas.training.trainer import Trainer
 
 
 def synthetic_dataset(folder: Path, resolution: int, count: int = 512) -> Path:

@@ -15,7 +15,7 @@ _LAZY = {
     "GeneratorPipeline": ("ganvas.generate", "GeneratorPipeline"),
     "prepare_dataset": ("ganvas.data.prepare", "prepare_dataset"),
     "load_dataset": ("ganvas.data.store", "load_dataset"),
-    "train": ("ganvas.train.trainer", "train"),
+    "train": ("ganvas.training.trainer", "train"),
     "load_config": ("ganvas.config", "load_config"),
 }
 

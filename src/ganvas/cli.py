@@ -23,7 +23,7 @@ console = Console(stderr=True, soft_wrap=True)
 def _user_errors() -> tuple[type[BaseException], ...]:
     from ganvas.config import ConfigError
     from ganvas.data.store import DatasetError
-    from ganvas.train.checkpoint import CheckpointError
+    from ganvas.training.checkpoint import CheckpointError
 
     return ConfigError, DatasetError, CheckpointError, FileExistsError
 
@@ -117,8 +117,8 @@ def train(
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
-    from ganvas.train.trainer import TrainingDiverged
-    from ganvas.train.trainer import train as train_run
+    from ganvas.training.trainer import TrainingDiverged
+    from ganvas.training.trainer import train as train_run
 
     overrides = list(set_ or [])
     if data is not None:
@@ -196,10 +196,12 @@ def demo(
     from ganvas.config import load_config
     from ganvas.data.example import write_example_dataset
     from ganvas.generate import load
-    from ganvas.train.trainer import train as train_run
+    from ganvas.training.trainer import train as train_run
 
     started = time.perf_counter()
     if not (data / "manifest.json").is_file():
+        if data.exists() and any(data.iterdir()):
+            _fail(FileExistsError(f"{data} exists and is not a dataset; pass another --data"))
         dataset = write_example_dataset(data, size=32, overwrite=data.exists())
         console.print(f"[green]wrote[/] example dataset {data} ({len(dataset)} emoji)")
     overrides = [f"data.path={data}"] + ([f"train.steps={steps}"] if steps else [])

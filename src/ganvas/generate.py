@@ -21,7 +21,7 @@ from ganvas.config import Config, config_from_dict
 from ganvas.grid import image_grid, to_pil
 from ganvas.io import save_image_atomic
 from ganvas.models.registry import build_models
-from ganvas.train.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from ganvas.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 
 
 @dataclass

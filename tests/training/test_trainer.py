@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ganvas.config import ConfigError
-from ganvas.train import checkpoint as ckpt
-from ganvas.train.trainer import Trainer, TrainingDiverged, train
+from ganvas.training import checkpoint as ckpt
+from ganvas.training.trainer import Trainer, TrainingDiverged, train
 from tests.conftest import make_blobs, tiny_config, write_dataset
 
 

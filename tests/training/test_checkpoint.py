@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ganvas.generate import load
-from ganvas.train import checkpoint as ckpt
-from ganvas.train.trainer import Trainer, train
+from ganvas.training import checkpoint as ckpt
+from ganvas.training.trainer import Trainer, train
 from tests.conftest import tiny_config
 
 

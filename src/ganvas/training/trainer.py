@@ -29,8 +29,8 @@ from ganvas.data.store import load_dataset
 from ganvas.io import write_text_atomic
 from ganvas.losses import build_loss
 from ganvas.models.registry import build_models
-from ganvas.train import checkpoint as ckpt
-from ganvas.train.monitors import (
+from ganvas.training import checkpoint as ckpt
+from ganvas.training.monitors import (
     MetricsLog,
     RunLog,
     make_progress_bar,

@@ -127,6 +127,10 @@ def resolve_checkpoint(run_dir: str | os.PathLike, checkpoint: str | int | None 
         return found
     candidate = Path(str(checkpoint))
     if not candidate.is_dir():
+        if not str(checkpoint).isdigit():
+            raise CheckpointError(
+                f"checkpoint {checkpoint!r} is neither a step number nor a folder"
+            )
         candidate = checkpoints_dir(run_dir) / f"{int(checkpoint):08d}"
     if not _is_complete(candidate):
         available = ", ".join(str(int(p.name)) for p in list_checkpoints(run_dir)) or "none"

@@ -1,1 +1,0 @@
-"""Training: the loop, checkpoints and the monitors it calls."""
