@@ -97,3 +97,18 @@ def test_presets_lists_every_recipe():
     assert result.exit_code == 0
     for name in ("dcgan-32", "dcgan-64", "dcgan-128", "emoji-demo"):
         assert name in result.output
+
+
+def test_prepare_background_colour_from_the_command_line(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent
+    (tmp_path / "src").mkdir()
+    Image.fromarray(rgba).save(tmp_path / "src" / "clear.png")
+    for colour, expected in (("10,20,30", (10, 20, 30)), ("#ff0000", (255, 0, 0))):
+        out = tmp_path / colour.replace(",", "_").replace("#", "")
+        result = runner.invoke(app, ["prepare", str(tmp_path / "src"), "--out", str(out),
+                                     "--size", "8", "--background", colour, "--workers", "1"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert tuple(np.load(out / "images.npy")[0, 0, 0]) == expected
+    result = runner.invoke(app, ["prepare", str(tmp_path / "src"), "--out", str(tmp_path / "x"),
+                                 "--background", "notacolour"])  # fmt: skip
+    assert result.exit_code == 2 and "background" in result.output

@@ -61,12 +61,11 @@ def prepare(
     ] = False,
 ) -> None:
     """Turn folders of images into a dataset directory (images.npy, manifest.json, preview.png)."""
-    from PIL import ImageColor
-
     from ganvas.data.prepare import prepare_dataset
 
+    if "," in background:  # 'r,g,b' on the command line
+        background = tuple(int(v) for v in background.split(",") if v.strip().isdigit())
     try:
-        rgb = _parse_colour(background, ImageColor)
         report = prepare_dataset(
             sources,
             out,
@@ -75,7 +74,7 @@ def prepare(
             labels=labels,
             val_fraction=val_fraction,
             seed=seed,
-            background=rgb,
+            background=background,
             max_pixels=max_pixels,
             min_size=min_size,
             workers=workers or None,
@@ -229,22 +228,6 @@ def presets() -> None:
         cfg = load_config(preset=name)
         table.add_row(name, cfg.model.family, str(cfg.model.resolution or "data"), cfg.description)
     Console().print(table)
-
-
-def _parse_colour(text: str, image_color) -> tuple[int, int, int]:
-    from ganvas.config import ConfigError
-
-    try:
-        if "," in text:
-            rgb = tuple(int(v) for v in text.split(","))
-            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-                raise ValueError
-            return rgb  # type: ignore[return-value]
-        return image_color.getrgb(text)[:3]
-    except ValueError:
-        raise ConfigError(
-            f"--background {text!r} is not a colour (try white, #202020 or 32,32,32)"
-        ) from None
 
 
 def main() -> None:
