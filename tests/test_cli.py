@@ -112,3 +112,27 @@ def test_prepare_background_colour_from_the_command_line(tmp_path):
     result = runner.invoke(app, ["prepare", str(tmp_path / "src"), "--out", str(tmp_path / "x"),
                                  "--background", "notacolour"])  # fmt: skip
     assert result.exit_code == 2 and "background" in result.output
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_130(tiny_dataset, tmp_path):
+    import signal
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = ["train", "--preset", "dcgan-32", "--data", str(tiny_dataset.path), "--out", "run",
+            "--set", "model.resolution=16", "--set", "model.g_width=8", "--set", "model.d_width=8",
+            "--set", "train.batch_size=8", "--set", "train.log_interval=5",
+            "--set", "train.checkpoint_interval=100000", "--steps", "100000", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "ganvas.cli", *args], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "stopped at step" in stderr
+    latest = (tmp_path / "run" / "checkpoints" / "latest").read_text().strip()
+    assert int(latest) >= 5

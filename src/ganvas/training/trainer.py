@@ -233,7 +233,7 @@ class Trainer:
         window_steps, window_start = 0, time.perf_counter()
         last_saved = self.step if ckpt.find_latest_checkpoint(self.run_dir) else -1
         interrupted = threading.Event()
-        with _stop_on_sigint(interrupted, self.log), make_progress_bar(self.show_progress) as bar:
+        with _stop_on_signal(interrupted, self.log), make_progress_bar(self.show_progress) as bar:
             task = bar.add_task(
                 "train", total=self.total_steps, completed=self.step, speed="", losses=""
             )
@@ -272,8 +272,11 @@ class Trainer:
         done = self.step >= self.total_steps
         if done and make_progress_gif(self.run_dir / "samples", self.run_dir / "progress.gif"):
             self.log(f"wrote {self.run_dir / 'progress.gif'}")
-        state = "finished" if done else "stopped; run the same command again to resume"
-        self.log(f"{state} at step {self.step}/{self.total_steps}; checkpoint {path}")
+        if done:
+            self.log(f"finished at step {self.step}/{self.total_steps}; checkpoint {path}")
+        else:
+            self.log(f"stopped at step {self.step}/{self.total_steps}; checkpoint {path}; "
+                     "run the same command again to resume")  # fmt: skip
         return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted.is_set())
 
     def _log_window(self, window: dict[str, torch.Tensor], steps: int, seconds: float) -> dict:
@@ -441,8 +444,11 @@ def _clear_run(run_dir: Path) -> None:
             path.unlink()
 
 
-class _stop_on_sigint:
-    """First Ctrl-C: finish the current step, checkpoint, stop. Second: stop at once."""
+class _stop_on_signal:
+    """First Ctrl-C (or SIGTERM, e.g. a scheduler's preemption): finish the current step,
+    checkpoint, stop. A second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, flag: threading.Event, log: Callable[[str], None]) -> None:
         self.flag, self.log, self.previous = flag, log, None
@@ -453,11 +459,11 @@ class _stop_on_sigint:
         self.flag.set()
         self.log("interrupted: saving a checkpoint after this step (Ctrl-C again to abort)")
 
-    def __enter__(self) -> _stop_on_sigint:
+    def __enter__(self) -> _stop_on_signal:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in (self.previous or {}).items():
+            signal.signal(sig, handler)
