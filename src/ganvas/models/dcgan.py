@@ -52,8 +52,8 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z [N, z_dim] → images [N, C, R, R] in [-1, 1]."""
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """z [N, z_dim] → images [N, C, R, R] in [-1, 1]. DCGAN is unconditional: c is ignored."""
         return self.net(z[:, :, None, None])
 
 
@@ -75,7 +75,7 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """images [N, C, R, R] → logits [N] (positive = judged real)."""
         return self.net(img).flatten()
 

@@ -3,6 +3,12 @@
 A family file defines a frozen config dataclass derived from `ModelConfig`, a `Generator`
 and a `Discriminator` (both `nn.Module`s built from that config), and calls
 `register_family`. The trainer and the sampler only ever go through this registry.
+
+The contract every family keeps:
+    G = Generator(cfg);  G.z_dim;  G(z [N, z_dim], c [N] int64 | None) → img [N, C, R, R] in [-1, 1]
+    D = Discriminator(cfg);  D(img, c | None) → logits [N]
+        or, for families with an auxiliary classifier, (logits [N], class_logits [N, K])
+Unconditional families accept and ignore c; conditional ones (Family.conditional) need it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ class ModelConfig:
     resolution: int | None = None  # output side in pixels, a power of two
     channels: int | None = None  # 1 (grey) or 3 (RGB)
     z_dim: int = 100
+    num_classes: int = 0  # classes of a conditional family; 0 = taken from the dataset
 
     def __post_init__(self) -> None:
         if self.resolution is not None:
@@ -35,6 +42,7 @@ class ModelConfig:
         if self.channels is not None:
             check(self.channels in (1, 3), f"model.channels={self.channels} must be 1 or 3")
         check(self.z_dim >= 1, f"model.z_dim={self.z_dim} must be >= 1")
+        check(self.num_classes >= 0, f"model.num_classes={self.num_classes} must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Family:
     generator: type[nn.Module]
     discriminator: type[nn.Module]
     paper: str = ""
+    conditional: bool = False  # G(z, c) and D(img, c) need class labels c
 
 
 _FAMILIES: dict[str, Family] = {}
