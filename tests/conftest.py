@@ -67,3 +67,28 @@ def _deterministic_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def make_two_class_blobs(n: int, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0 reddish, class 1 bluish blobs (alternating), for conditional families."""
+    images = make_blobs(n, size, seed)
+    labels = np.arange(n) % 2
+    images[labels == 1] = images[labels == 1][..., ::-1]  # swap red and blue
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture
+def labelled_dataset(tmp_path: Path) -> Dataset:
+    images, labels = make_two_class_blobs(64)
+    return write_dataset(tmp_path / "two16", images, labels, classes=("red", "blue"))
+
+
+# Per-family settings that make each family tiny enough for CPU tests at 16 px.
+TINY_MODELS = {
+    "dcgan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16},
+    "wgan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16},
+    "wgan_gp": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16},
+    "sngan": {"model.g_width": 16, "model.d_width": 16, "model.z_dim": 16},
+    "biggan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 18, "model.shared_dim": 8,
+               "model.attention_resolution": 8},
+}  # fmt: skip

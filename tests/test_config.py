@@ -1,14 +1,14 @@
 import pytest
 
 from ganvas.config import ConfigError, config_from_dict, load_config, parse_set, preset_names
-from ganvas.models.dcgan import DCGANConfig
+from ganvas.models.registry import family_config_class
 
 
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_validates_and_round_trips(name):
     cfg = load_config(preset=name)
     assert cfg.description, f"preset {name} should say what it is"
-    assert isinstance(cfg.model, DCGANConfig)
+    assert isinstance(cfg.model, family_config_class(cfg.model.family))
     import yaml
 
     assert config_from_dict(yaml.safe_load(cfg.to_yaml())) == cfg

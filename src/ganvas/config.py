@@ -29,6 +29,23 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_schedule(schedule: tuple, key: str, valid_value: Any) -> None:
+    steps = [step for step, _ in schedule]
+    check(steps == sorted(steps) and len(set(steps)) == len(steps),
+          f"{key}={[list(e) for e in schedule]} must list increasing steps")  # fmt: skip
+    for step, value in schedule:
+        check(step >= 0 and valid_value(value), f"{key}: entry [{step}, {value}] is out of range")
+
+
+def scheduled_value(schedule: tuple[tuple[int, Any], ...], step: int, default: Any) -> Any:
+    """The value of the last (from_step, value) entry with from_step <= step, else default."""
+    value = default
+    for from_step, scheduled in schedule:
+        if from_step <= step:
+            value = scheduled
+    return value
+
+
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""  # dataset directory written by `ganvas prepare`
@@ -43,25 +60,40 @@ class OptimConfig:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only
     weight_decay: float = 0.0
+    lr_schedule: tuple[tuple[int, float], ...] = ()  # ((step, factor), ...): lr = base · factor
 
     def __post_init__(self) -> None:
         check(self.lr_g > 0, f"optim.lr_g={self.lr_g} must be > 0")
         check(self.lr_d > 0, f"optim.lr_d={self.lr_d} must be > 0")
         check(all(0 <= b < 1 for b in self.betas), f"optim.betas={self.betas} must lie in [0, 1)")
         check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be >= 0")
+        _check_schedule(self.lr_schedule, "optim.lr_schedule", lambda v: v > 0)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    name: str = "nonsaturating"  # see ganvas.losses.LOSSES
+    name: str = "nonsaturating"  # objective; see ganvas.losses.OBJECTIVES
+    gp_weight: float = 0.0  # λ of the WGAN-GP penalty (‖∇D(x̂)‖ - 1)² on interpolates
+    r1_weight: float = 0.0  # γ of the zero-centred penalty γ/2·E‖∇D(x)‖² on reals
+    r2_weight: float = 0.0  # the same on fakes
+    r_interval: int = 1  # lazy regularization: R1/R2 every N D steps, scaled by N
+    drift_weight: float = 0.0  # ε of the drift term ε·E[D(x)²]
+    clip: float = 0.0  # WGAN weight clipping bound for D's parameters; 0 = off
+    ortho_weight: float = 0.0  # BigGAN orthogonal regularization of G's weights
+    aux_weight: float = 1.0  # weight of the class loss for families with a classifier head
 
     def __post_init__(self) -> None:
-        from ganvas.losses import LOSSES
+        from ganvas.losses import OBJECTIVES
 
         check(
-            self.name in LOSSES,
-            f"loss.name={self.name!r} is not a known loss; choose one of {', '.join(sorted(LOSSES))}",
+            self.name in OBJECTIVES,
+            f"loss.name={self.name!r} is not a known loss; choose one of {', '.join(sorted(OBJECTIVES))}",
         )
+        for key in ("gp_weight", "r1_weight", "r2_weight", "drift_weight", "clip",
+                    "ortho_weight", "aux_weight"):  # fmt: skip
+            value = getattr(self, key)
+            check(value >= 0, f"loss.{key}={value} must be >= 0")
+        check(self.r_interval >= 1, f"loss.r_interval={self.r_interval} must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -69,7 +101,8 @@ class TrainConfig:
     batch_size: int = 64
     steps: int = 10_000  # generator updates
     epochs: float | None = None  # when set, replaces `steps`: passes over the training images
-    d_steps: int = 1  # discriminator updates per generator update
+    d_steps: int = 1  # discriminator updates per generator update ('n_critic')
+    d_steps_schedule: tuple[tuple[int, int], ...] = ()  # ((step, d_steps), ...): changes at step
     ema: bool = False  # keep an exponential moving average of G (G_ema) for sampling
     ema_beta: float = 0.999
     seed: int = 0
@@ -86,6 +119,7 @@ class TrainConfig:
         check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
         check(self.epochs is None or self.epochs > 0, f"train.epochs={self.epochs} must be > 0")
         check(self.d_steps >= 1, f"train.d_steps={self.d_steps} must be >= 1")
+        _check_schedule(self.d_steps_schedule, "train.d_steps_schedule", lambda v: v >= 1)
         check(0 <= self.ema_beta < 1, f"train.ema_beta={self.ema_beta} must lie in [0, 1)")
         for name in ("log_interval", "sample_interval", "checkpoint_interval", "keep_checkpoints"):
             value = getattr(self, name)

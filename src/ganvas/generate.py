@@ -20,7 +20,7 @@ from torch import nn
 from ganvas.config import Config, config_from_dict
 from ganvas.grid import image_grid, to_pil
 from ganvas.io import save_image_atomic
-from ganvas.models.registry import build_models
+from ganvas.models.registry import build_models, get_family
 from ganvas.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 
 
@@ -43,14 +43,39 @@ class GeneratorPipeline:
         g = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.z_dim, generator=g)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes of a conditional generator; 0 when unconditional."""
+        return self.config.model.num_classes if self.conditional else 0
+
+    @property
+    def conditional(self) -> bool:
+        return get_family(self.config.model.family).conditional
+
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """z [N, z_dim] → float images [N, C, H, W] in [-1, 1] (the generator's raw range)."""
-        outputs = [self.G(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)]
+    def generate(
+        self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256
+    ) -> torch.Tensor:
+        """z [N, z_dim] (and class labels [N] if conditional) → float images [N, C, H, W] in
+        [-1, 1], the generator's raw range."""
+        if self.conditional and labels is None:
+            raise ValueError("this generator is class-conditional: pass labels")
+        chunks = (
+            labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
+        )
+        outputs = [
+            self.G(zc.to(self.device), None if c is None else c.to(self.device)).float().cpu()
+            for zc, c in zip(z.split(batch_size), chunks)
+        ]
         return torch.cat(outputs).clamp_(-1, 1)
 
     def sample(
-        self, n: int, seed: int = 0, dtype: torch.dtype = torch.uint8, batch_size: int = 256
+        self,
+        n: int,
+        seed: int = 0,
+        dtype: torch.dtype = torch.uint8,
+        batch_size: int = 256,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Draw `n` images; the same `seed` always gives the same images.
 
@@ -59,13 +84,17 @@ class GeneratorPipeline:
             seed: seeds the latent vectors.
             dtype: torch.uint8 (default) for values 0..255, or a float dtype for values in [0, 1].
             batch_size: images per forward pass; does not change the result.
+            labels: class of each image (int64 [n]) for conditional generators; by default
+                image i gets class i mod num_classes.
 
         Returns:
             A CPU tensor [n, C, H, W].
         """
         if n < 1:
             raise ValueError(f"n={n} must be >= 1")
-        img = (self.generate(self.latents(n, seed), batch_size) + 1) / 2  # [0, 1]
+        if self.conditional and labels is None:
+            labels = torch.arange(n) % self.num_classes
+        img = (self.generate(self.latents(n, seed), labels, batch_size) + 1) / 2  # [0, 1]
         if dtype == torch.uint8:
             return (img * 255).round_().to(torch.uint8)
         return img.to(dtype)

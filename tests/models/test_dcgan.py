@@ -2,26 +2,13 @@ import pytest
 import torch
 
 from ganvas.config import load_config
-from ganvas.models.registry import build_models, list_families
+from ganvas.models.registry import build_models
 
 
 def _model_config(family: str, resolution: int, channels: int, **extra):
     overrides = {"model.family": family, "model.resolution": resolution, "model.channels": channels}
     overrides.update(extra)
     return load_config(overrides=overrides).model
-
-
-@pytest.mark.parametrize("family", list_families())
-def test_every_family_maps_noise_to_images_and_images_to_logits(family):
-    torch.manual_seed(0)
-    G, D = build_models(_model_config(family, 16, 3))
-    z = torch.randn(4, G.z_dim)
-    img = G(z)
-    assert img.shape == (4, 3, 16, 16)
-    assert img.min() >= -1 and img.max() <= 1
-    logits = D(img)
-    assert logits.shape == (4,)
-    assert torch.isfinite(logits).all()
 
 
 @pytest.mark.parametrize("resolution", [16, 32, 64, 128])

@@ -176,3 +176,30 @@ def test_missing_dataset_says_how_to_make_one(tmp_path):
 
     with pytest.raises(DatasetError, match="ganvas prepare"):
         Trainer(tiny_config(tmp_path / "nope"), tmp_path / "run", progress=False)
+
+
+def test_d_steps_and_lr_schedules_change_at_their_step(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset.path, **{
+        "train.steps": 10, "train.log_interval": 1, "train.d_steps": 2,
+        "train.d_steps_schedule": [[5, 1]], "optim.lr_g": 1e-3, "optim.lr_d": 1e-3,
+        "optim.lr_schedule": [[5, 0.5]]})  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # Steps 1-5 use 2 real batches of 8, steps 6-10 one.
+    assert [r["kimg"] for r in records] == [0.016, 0.032, 0.048, 0.064, 0.08,
+                                            0.088, 0.096, 0.104, 0.112, 0.12]  # fmt: skip
+    assert [r["lr_g"] for r in records] == [1e-3] * 5 + [5e-4] * 5
+
+
+def test_weight_clipping_keeps_every_critic_weight_in_bounds(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset.path, **{"loss.name": "wasserstein", "loss.clip": 0.01,
+                                             "optim.name": "rmsprop", "train.steps": 5})  # fmt: skip
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    trainer.fit()
+    assert max(p.abs().max().item() for p in trainer.D.parameters()) <= 0.01
+
+
+def test_conditional_family_needs_labels(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset.path, **{"model.family": "biggan", "model.z_dim": 18})
+    with pytest.raises(ConfigError, match="has no labels; prepare it with --labels subfolders"):
+        Trainer(cfg, tmp_path / "run", progress=False)

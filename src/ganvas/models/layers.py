@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
 
 def init_dcgan_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -27,3 +33,178 @@ def pyramid_widths(resolution: int, base_width: int, max_width: int) -> list[int
     """
     stages = int(math.log2(resolution)) - 2  # number of doublings from 4×4
     return [min(base_width * 2 ** (stages - 1 - i), max_width) for i in range(stages)]
+
+
+# --- Residual GAN blocks (SNGAN, BigGAN) ---------------------------------------------------
+
+
+def sn(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Spectrally normalise `module.weight` (Miyato et al. 2018): the weight, reshaped to
+    [out, -1], is divided by its top singular value, estimated by one power iteration per
+    training forward pass. Uses torch's parametrization API; returns `module` unchanged
+    when `enabled` is False."""
+    return spectral_norm(module) if enabled else module
+
+
+def init_resnet_weights(module: nn.Module, scheme: Literal["ortho", "xavier"]) -> None:
+    """Re-initialise every conv, linear and embedding weight under `module`.
+
+    'ortho' is BigGAN's orthogonal initialisation; 'xavier' is the Glorot-uniform one of
+    Miyato et al.'s code. Biases start at 0; norm layers and SelfAttention.gamma are left
+    alone. A spectrally normalised weight is unwrapped, initialised and wrapped again, so
+    the power-iteration vectors match the new weight.
+    """
+    init = nn.init.orthogonal_ if scheme == "ortho" else nn.init.xavier_uniform_
+    for m in list(module.modules()):
+        if not isinstance(m, nn.Conv2d | nn.Linear | nn.Embedding):
+            continue
+        wrapped = parametrize.is_parametrized(m, "weight")
+        if wrapped:  # the only parametrization these blocks use is spectral norm
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+        init(m.weight)
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+        if wrapped:
+            spectral_norm(m)
+
+
+def resnet_width(
+    side: int, resolution: int, base_width: int, max_width: int, flat_below: int
+) -> int:
+    """Channels of a residual stage working at `side`×`side` in a model of output `resolution`.
+
+    `base_width` at full resolution, doubled for every halving of the side down to
+    `flat_below`, constant from there on, and capped at `max_width`. With flat_below=32 a
+    32-px model is `base_width` wide everywhere (SNGAN's CIFAR ResNet); with flat_below=8 a
+    128-px model gets [16, 16, 8, 4, 2, 1]·base at sides 4..128 (BigGAN's ImageNet G).
+    """
+    return min(max_width, base_width * max(resolution, flat_below) // max(side, flat_below))
+
+
+def discriminator_downsampling(resolution: int) -> list[bool]:
+    """Which blocks of a residual D halve the side, as in the SNGAN and BigGAN papers.
+
+    Up to 32 px D downsamples to 8×8 and adds two blocks there (the CIFAR architecture:
+    32 → 16 → 8 → 8 → 8); above, it downsamples to 4×4 and adds one (the ImageNet one).
+    """
+    if resolution <= 32:
+        return [True] * (int(math.log2(resolution)) - 3) + [False, False]
+    return [True] * (int(math.log2(resolution)) - 2) + [False]
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm without its own affine, scaled and shifted per sample from a vector y:
+    out = BN(x) · (1 + W_g y) + W_b y. The gain is written as 1 + ... so it starts near 1
+    (BigGAN's class-conditional BN; y = shared class embedding ⊕ z chunk)."""
+
+    def __init__(self, num_features: int, cond_dim: int, use_sn: bool = True) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.gain = sn(nn.Linear(cond_dim, num_features, bias=False), use_sn)
+        self.bias = sn(nn.Linear(cond_dim, num_features, bias=False), use_sn)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W], y [N, cond_dim] → [N, C, H, W]."""
+        gain = 1 + self.gain(y)[:, :, None, None]  # [N, C, 1, 1]
+        bias = self.bias(y)[:, :, None, None]
+        return self.bn(x) * gain + bias
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention (Zhang et al. 2019) as used in BigGAN: x + gamma · attention(x).
+
+    Queries use C/8 channels, keys C/8 and values C/2, keys and values max-pooled 2×2 to cut
+    the cost 4×; all 1×1 convs are spectrally normalised. gamma starts at 0, so the block is
+    the identity at initialisation and the network learns how much to use it.
+    """
+
+    def __init__(self, channels: int, use_sn: bool = True) -> None:
+        super().__init__()
+        inner, value = max(1, channels // 8), max(1, channels // 2)
+        self.query = sn(nn.Conv2d(channels, inner, 1, bias=False), use_sn)
+        self.key = sn(nn.Conv2d(channels, inner, 1, bias=False), use_sn)
+        self.value = sn(nn.Conv2d(channels, value, 1, bias=False), use_sn)
+        self.out = sn(nn.Conv2d(value, channels, 1, bias=False), use_sn)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C, H, W] → [N, C, H, W]."""
+        n, _, h, w = x.shape
+        q = self.query(x).flatten(2)  # [N, C/8, HW]
+        k, v = self.key(x), self.value(x)  # [N, C/8, H, W], [N, C/2, H, W]
+        if h % 2 == 0 and w % 2 == 0:  # keys and values on a 2× coarser grid: [.., HW/4]
+            k, v = F.max_pool2d(k, 2), F.max_pool2d(v, 2)
+        k, v = k.flatten(2), v.flatten(2)
+        attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # [N, HW, HW/4]: rows sum to 1
+        o = (v @ attn.transpose(1, 2)).view(n, -1, h, w)  # [N, C/2, H, W]
+        return x + self.gamma * self.out(o)
+
+
+class ResidualUpBlock(nn.Module):
+    """G's residual block that doubles the side (SNGAN/BigGAN):
+    main: norm → ReLU → upsample ×2 → conv3×3 → norm → ReLU → conv3×3;
+    shortcut: upsample ×2 → conv1×1.
+
+    `norm(channels)` builds the norm layers: plain BatchNorm2d (SNGAN) or a
+    ConditionalBatchNorm2d (BigGAN), which then gets the conditioning vector y in forward.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm: Callable[[int], nn.Module],
+        use_sn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.norm1 = norm(in_channels)
+        self.conv1 = sn(nn.Conv2d(in_channels, out_channels, 3, padding=1), use_sn)
+        self.norm2 = norm(out_channels)
+        self.conv2 = sn(nn.Conv2d(out_channels, out_channels, 3, padding=1), use_sn)
+        self.shortcut = sn(nn.Conv2d(in_channels, out_channels, 1), use_sn)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, C_in, H, W] (+ y [N, cond_dim] for conditional norms) → [N, C_out, 2H, 2W]."""
+        h = F.relu(self.norm1(x) if y is None else self.norm1(x, y))
+        h = self.conv1(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        h = F.relu(self.norm2(h) if y is None else self.norm2(h, y))
+        h = self.conv2(h)
+        return h + self.shortcut(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ResidualDownBlock(nn.Module):
+    """D's residual block, optionally halving the side by 2×2 average pooling (SNGAN/BigGAN).
+
+    main: [ReLU →] conv3×3 → ReLU → conv3×3 [→ avgpool];
+    shortcut: [avgpool →] conv1×1, or the identity when channels and side are unchanged.
+    The first block of D takes the image itself and uses preactivation=False (no ReLU on the
+    input): SNGAN's "optimized" block. Spectral norm is on by default, as D needs it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        downsample: bool = True,
+        preactivation: bool = True,
+        use_sn: bool = True,
+    ) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.preactivation = preactivation
+        self.conv1 = sn(nn.Conv2d(in_channels, out_channels, 3, padding=1), use_sn)
+        self.conv2 = sn(nn.Conv2d(out_channels, out_channels, 3, padding=1), use_sn)
+        learnable = downsample or in_channels != out_channels
+        self.shortcut = sn(nn.Conv2d(in_channels, out_channels, 1), use_sn) if learnable else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C_in, H, W] → [N, C_out, H/2, W/2] (or [N, C_out, H, W] without downsampling)."""
+        h = F.relu(x) if self.preactivation else x
+        h = self.conv2(F.relu(self.conv1(h)))
+        skip = x
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+            skip = F.avg_pool2d(skip, 2)  # pooling and a 1×1 conv commute; pool first is cheaper
+        if self.shortcut is not None:
+            skip = self.shortcut(skip)
+        return h + skip

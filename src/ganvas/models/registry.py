@@ -96,5 +96,11 @@ def build_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return family.generator(config), family.discriminator(config)
 
 
+BUILTIN_FAMILY_MODULES = ("dcgan", "wgan", "wgan_gp", "sngan", "biggan")
+
+
 def _load_builtin_families() -> None:
-    import ganvas.models.dcgan  # noqa: F401  (registers itself)
+    import importlib
+
+    for name in BUILTIN_FAMILY_MODULES:  # each module registers itself on import
+        importlib.import_module(f"ganvas.models.{name}")

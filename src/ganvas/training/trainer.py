@@ -21,14 +21,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ganvas import __version__
-from ganvas.config import Config, ConfigError, config_differences, config_from_dict
+from ganvas.config import (
+    Config,
+    ConfigError,
+    config_differences,
+    config_from_dict,
+    scheduled_value,
+)
 from ganvas.data.loader import BatchSampler
 from ganvas.data.store import load_dataset
 from ganvas.io import write_text_atomic
-from ganvas.losses import build_loss
-from ganvas.models.registry import build_models
+from ganvas.losses import (
+    adversarial_logits,
+    build_loss,
+    clip_weights,
+    drift_penalty,
+    gradient_penalty,
+    orthogonal_regularization,
+    zero_centred_penalty,
+)
+from ganvas.models.registry import build_models, get_family
 from ganvas.training import checkpoint as ckpt
 from ganvas.training.monitors import (
     MetricsLog,
@@ -110,7 +125,8 @@ class Trainer:
         if not config.data.path:
             raise ConfigError("no dataset given: pass --data DATASET_DIR (or set data.path)")
         dataset = load_dataset(config.data.path)
-        self.config = config = _resolve_model_shape(config, dataset.resolution, dataset.channels)
+        self.conditional = get_family(config.model.family).conditional
+        self.config = config = _resolve_model_shape(config, dataset, self.conditional)
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
         if resume_from is not None:
             _check_resumable(self.run_dir, config)
@@ -147,6 +163,9 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(t.seed + 1)
         fixed = torch.Generator().manual_seed(t.seed + 2)
         self.fixed_z = torch.randn(t.n_samples, config.model.z_dim, generator=fixed).to(self.device)
+        self.fixed_c = None  # conditional runs: grid rows cycle through the classes
+        if self.conditional:
+            self.fixed_c = torch.arange(t.n_samples, device=self.device) % config.model.num_classes
 
         self.step = 0
         self.images_seen = 0
@@ -160,50 +179,110 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """d_steps discriminator updates, then one generator update. Returns detached stats."""
-        d_steps = self.config.train.d_steps
+        self._apply_lr_schedule()
+        d_steps = scheduled_value(self.config.train.d_steps_schedule, self.step,
+                                  self.config.train.d_steps)  # fmt: skip
         for i in range(d_steps):
-            stats, fake = self.discriminator_step(keep_fake_graph=i == d_steps - 1)
-        stats["loss_g"] = self.generator_step(fake)
+            stats, fake, c_fake = self.discriminator_step(
+                keep_fake_graph=i == d_steps - 1, first=i == 0
+            )
+        stats.update(self.generator_step(fake, c_fake))
         self.images_seen += self.config.train.batch_size * d_steps
         return stats
 
     def discriminator_step(
-        self, keep_fake_graph: bool = False
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """One D update on a real batch and a fresh fake batch. Returns (stats, fakes)."""
-        real, _ = self.sampler.next()
-        z = torch.randn(
-            self.config.train.batch_size, self.config.model.z_dim,
-            generator=self.noise, device=self.device,
-        )  # fmt: skip
-        # With keep_fake_graph the fakes keep their graph so the G update can reuse this batch
-        # (as the DCGAN reference does) instead of running G a second time.
+        self, keep_fake_graph: bool = False, first: bool = True
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """One D update on a real batch and a fresh fake batch.
+
+        Returns (stats, fakes, the fakes' class labels or None). With `keep_fake_graph` the
+        fakes keep their graph so the G update can reuse this batch (as the DCGAN reference
+        does) instead of running G a second time. `first` marks the first D update of a step,
+        where the lazy R1/R2 penalties may apply.
+        """
+        lc = self.config.loss
+        real, c_real = self.sampler.next()
+        c_real = c_real if self.conditional else None
+        z, c_fake = self._latents(self.config.train.batch_size)
         with torch.set_grad_enabled(keep_fake_graph):
-            fake = self.G(z)
-        real_logits = self.D(real)
-        fake_logits = self.D(fake.detach())
+            fake = self.G(z, c_fake)
+        real_out, fake_out = self.D(real, c_real), self.D(fake.detach(), c_fake)
+        real_logits, fake_logits = adversarial_logits(real_out), adversarial_logits(fake_out)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
+        stats = {
+            "score_real": real_logits.detach().mean(),
+            "score_fake": fake_logits.detach().mean(),
+        }
+        if self.loss.probabilistic:
+            stats["d_real"] = torch.sigmoid(real_logits.detach()).mean()
+            stats["d_fake"] = torch.sigmoid(fake_logits.detach()).mean()
+        if isinstance(real_out, tuple):  # auxiliary classifier (ACGAN): classify both
+            aux = F.cross_entropy(real_out[1], c_real) + F.cross_entropy(fake_out[1], c_fake)
+            d_loss = d_loss + lc.aux_weight * aux
+            stats["aux_loss_d"] = aux.detach()
+            stats["aux_acc_real"] = (real_out[1].argmax(1) == c_real).float().mean()
+        if lc.gp_weight:
+            gp = gradient_penalty(self.D, real, fake, c_real, generator=self.noise)
+            d_loss = d_loss + lc.gp_weight * gp
+            stats["gp"] = gp.detach()
+        lazy = first and self.step % lc.r_interval == 0
+        if lc.r1_weight and lazy:
+            r1 = zero_centred_penalty(self.D, real, c_real)
+            d_loss = d_loss + 0.5 * lc.r1_weight * lc.r_interval * r1
+            stats["r1"] = r1.detach()
+        if lc.r2_weight and lazy:
+            r2 = zero_centred_penalty(self.D, fake, c_fake)
+            d_loss = d_loss + 0.5 * lc.r2_weight * lc.r_interval * r2
+            stats["r2"] = r2.detach()
+        if lc.drift_weight:
+            d_loss = d_loss + lc.drift_weight * drift_penalty(real_logits)
         self.opt_D.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_D.step()
-        stats = {
-            "loss_d": d_loss.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-        }
-        return stats, fake
+        if lc.clip:
+            clip_weights(self.D, lc.clip)
+        stats["loss_d"] = d_loss.detach()
+        return stats, fake, c_fake
 
-    def generator_step(self, fake: torch.Tensor) -> torch.Tensor:
+    def generator_step(
+        self, fake: torch.Tensor, c_fake: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """One G update through D's judgement of `fake` (which must carry G's graph)."""
+        lc = self.config.loss
         self.D.requires_grad_(False)  # G's update needs gradients through D, not for D
-        g_loss = self.loss.g_loss(self.D(fake))
+        out = self.D(fake, c_fake)
+        g_loss = self.loss.g_loss(adversarial_logits(out))
+        stats = {}
+        if isinstance(out, tuple):
+            aux = F.cross_entropy(out[1], c_fake)
+            g_loss = g_loss + lc.aux_weight * aux
+            stats["aux_acc_fake"] = (out[1].argmax(1) == c_fake).float().mean()
+        if lc.ortho_weight:
+            g_loss = g_loss + lc.ortho_weight * orthogonal_regularization(self.G)
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_G.step()
         self.D.requires_grad_(True)
         if self.G_ema is not None:
             self._update_ema()
-        return g_loss.detach()
+        stats["loss_g"] = g_loss.detach()
+        return stats
+
+    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Noise (and, for conditional families, uniformly drawn class labels) for n fakes."""
+        z = torch.randn(n, self.config.model.z_dim, generator=self.noise, device=self.device)
+        if not self.conditional:
+            return z, None
+        c = torch.randint(self.config.model.num_classes, (n,), generator=self.noise,
+                          device=self.device)  # fmt: skip
+        return z, c
+
+    def _apply_lr_schedule(self) -> None:
+        o = self.config.optim
+        factor = scheduled_value(o.lr_schedule, self.step, 1.0)
+        for optimizer, base in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -229,8 +308,8 @@ class Trainer:
             f"{verb} step {self.step}/{self.total_steps} on {self.device} "
             f"({self.images_per_epoch} training images, batch {t.batch_size}) → {self.run_dir}"
         )
-        window: dict[str, torch.Tensor] = {}
-        window_steps, window_start = 0, time.perf_counter()
+        window: dict[str, tuple[torch.Tensor, int]] = {}
+        window_steps, window_start, window_images = 0, time.perf_counter(), self.images_seen
         last_saved = self.step if ckpt.find_latest_checkpoint(self.run_dir) else -1
         interrupted = threading.Event()
         with _stop_on_signal(interrupted, self.log), make_progress_bar(self.show_progress) as bar:
@@ -241,20 +320,23 @@ class Trainer:
                 stats = self.train_step()
                 self.step += 1
                 window_steps += 1
-                for key, value in stats.items():
-                    window[key] = window.get(key, 0) + value
+                for key, value in stats.items():  # summed on the device: no sync per step
+                    total, count = window.get(key, (0, 0))
+                    window[key] = (total + value, count + 1)
                 bar.advance(task)
                 at_end = self.step == self.total_steps
                 if self.step % t.log_interval == 0 or at_end:
                     now = time.perf_counter()
                     self.elapsed += now - window_start
-                    record = self._log_window(window, window_steps, now - window_start)
+                    images = self.images_seen - window_images
+                    record = self._log_window(window, images, now - window_start)
                     bar.update(
                         task,
                         speed=f"{record['img_per_s']:.0f} img/s",
                         losses=f"D {record['loss_d']:.3f} G {record['loss_g']:.3f}",
                     )
-                    window, window_steps, window_start = {}, 0, time.perf_counter()
+                    window, window_steps = {}, 0
+                    window_start, window_images = time.perf_counter(), self.images_seen
                 if self.step % t.sample_interval == 0 or at_end:
                     self.save_samples()
                 if self.step % t.checkpoint_interval == 0:
@@ -279,8 +361,10 @@ class Trainer:
                      "run the same command again to resume")  # fmt: skip
         return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted.is_set())
 
-    def _log_window(self, window: dict[str, torch.Tensor], steps: int, seconds: float) -> dict:
-        values = {k: float(v) / steps for k, v in window.items()}
+    def _log_window(
+        self, window: dict[str, tuple[torch.Tensor, int]], images: int, seconds: float
+    ) -> dict:
+        values = {k: float(total) / count for k, (total, count) in window.items()}
         if not all(math.isfinite(v) for v in values.values()):
             self.metrics.close()
             raise TrainingDiverged(
@@ -288,13 +372,13 @@ class Trainer:
                 f"is still {ckpt.find_latest_checkpoint(self.run_dir)}; lower the learning rates "
                 "or change the recipe, then resume or start over with --new."
             )
-        t = self.config.train
         record = {
             "step": self.step,
             "kimg": round(self.images_seen / 1000, 3),
             "epoch": round(self.images_seen / self.images_per_epoch, 3),
             **{k: round(v, 5) for k, v in values.items()},
-            "img_per_s": round(steps * t.batch_size * t.d_steps / max(seconds, 1e-9), 1),
+            "lr_g": self.opt_G.param_groups[0]["lr"],
+            "img_per_s": round(images / max(seconds, 1e-9), 1),
             "time_s": round(self.elapsed, 2),
         }
         self.metrics.write(record)
@@ -308,7 +392,10 @@ class Trainer:
         G = self.G_ema if self.G_ema is not None else self.G
         was_training = G.training
         G.eval()
-        images = torch.cat([G(z) for z in self.fixed_z.split(256)])
+        labels = [None] * len(self.fixed_z.split(256))
+        if self.fixed_c is not None:
+            labels = self.fixed_c.split(256)
+        images = torch.cat([G(z, c) for z, c in zip(self.fixed_z.split(256), labels)])
         G.train(was_training)
         return images
 
@@ -399,19 +486,31 @@ def train(
 # --- Helpers ----------------------------------------------------------------------------------
 
 
-def _resolve_model_shape(config: Config, resolution: int, channels: int) -> Config:
+def _resolve_model_shape(config: Config, dataset: Any, conditional: bool) -> Config:
+    """Fill the model's resolution, channels (and, if conditional, classes) from the data."""
     m = config.model
-    for key, wanted, have in (
-        ("resolution", m.resolution, resolution),
-        ("channels", m.channels, channels),
-    ):
-        if wanted is not None and wanted != have:
+    have = {"resolution": dataset.resolution, "channels": dataset.channels}
+    for key, wanted in (("resolution", m.resolution), ("channels", m.channels)):
+        if wanted is not None and wanted != have[key]:
             raise ConfigError(
-                f"model.{key}={wanted} but the dataset {config.data.path} has {key} {have}; "
+                f"model.{key}={wanted} but the dataset {config.data.path} has {key} {have[key]}; "
                 f"prepare it again with --{'size' if key == 'resolution' else 'channels'} "
-                f"{wanted}, or pass --set model.{key}={have}"
+                f"{wanted}, or pass --set model.{key}={have[key]}"
             )
-    model = dataclasses.replace(m, resolution=resolution, channels=channels)
+    num_classes = m.num_classes
+    if conditional:
+        classes = len(dataset.classes)
+        if classes == 0 or dataset.labels is None:
+            raise ConfigError(
+                f"model.family={m.family!r} is class-conditional but the dataset "
+                f"{config.data.path} has no labels; prepare it with --labels subfolders"
+            )
+        if num_classes not in (0, classes):
+            raise ConfigError(
+                f"model.num_classes={num_classes} but the dataset has {classes} classes"
+            )
+        num_classes = classes
+    model = dataclasses.replace(m, num_classes=num_classes, **have)
     return dataclasses.replace(config, model=model)
 
 

@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from ganvas.config import ConfigError, load_config
+from ganvas.models.registry import build_models, get_family, list_families, register_family
+from tests.conftest import TINY_MODELS
+
+
+@pytest.mark.parametrize("family", list_families())
+def test_every_family_maps_noise_to_images_and_images_to_logits(family):
+    overrides = {"model.family": family, "model.resolution": 16, "model.channels": 3,
+                 **TINY_MODELS[family]}  # fmt: skip
+    conditional = get_family(family).conditional
+    if conditional:
+        overrides["model.num_classes"] = 3
+    torch.manual_seed(0)
+    G, D = build_models(load_config(overrides=overrides).model)
+    c = torch.tensor([0, 1, 2, 1]) if conditional else None
+    img = G(torch.randn(4, G.z_dim), c)
+    assert img.shape == (4, 3, 16, 16)
+    assert img.min() >= -1 and img.max() <= 1
+    out = D(img, c)
+    logits = out[0] if isinstance(out, tuple) else out
+    assert logits.shape == (4,) and torch.isfinite(logits).all()
+
+
+def test_unknown_family_lists_the_known_ones():
+    with pytest.raises(ConfigError) as err:
+        get_family("dcgann")
+    assert "did you mean 'dcgan'" in str(err.value)
+    for name in list_families():
+        assert name in str(err.value)
+
+
+def test_a_family_cannot_be_registered_twice():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_family(get_family("dcgan"))
