@@ -58,20 +58,22 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, cfg: DCGANConfig) -> None:
+    """Strided convs down to 4×4, then a 4×4 conv to one logit. `batchnorm=False` drops the
+    BatchNorm layers (a WGAN critic option); the convs then get their own biases."""
+
+    def __init__(self, cfg: DCGANConfig, batchnorm: bool = True) -> None:
         super().__init__()
         widths = pyramid_widths(cfg.resolution, cfg.d_width, cfg.max_width)[::-1]
         layers: list[nn.Module] = [
-            nn.Conv2d(cfg.channels, widths[0], 4, 2, 1, bias=False),
+            nn.Conv2d(cfg.channels, widths[0], 4, 2, 1, bias=False),  # [N, w0, R/2, R/2]
             nn.LeakyReLU(cfg.leaky_slope, inplace=True),
         ]
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [
-                nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(w_out),
-                nn.LeakyReLU(cfg.leaky_slope, inplace=True),
-            ]
-        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)]  # [N, 1, 1, 1]
+            layers.append(nn.Conv2d(w_in, w_out, 4, 2, 1, bias=not batchnorm))  # halves the side
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(w_out))
+            layers.append(nn.LeakyReLU(cfg.leaky_slope, inplace=True))
+        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))  # [N, 1, 1, 1]
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)
 

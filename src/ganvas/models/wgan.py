@@ -17,12 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-from torch import nn
-
 from ganvas.config import check
-from ganvas.models.dcgan import DCGANConfig, Generator
-from ganvas.models.layers import init_dcgan_weights, pyramid_widths
+from ganvas.models.dcgan import DCGANConfig, Discriminator, Generator
 from ganvas.models.registry import Family, register_family
 
 
@@ -38,31 +34,12 @@ class WGANConfig(DCGANConfig):
         )
 
 
-class Critic(nn.Module):
-    """DCGAN's discriminator with an optional BatchNorm and a linear score [N]."""
+class Critic(Discriminator):
+    """DCGAN's discriminator read as a critic: the same layers (BatchNorm optional), and its
+    output is an unbounded score [N] (higher = judged more real), with no sigmoid anywhere."""
 
     def __init__(self, cfg: WGANConfig) -> None:
-        super().__init__()
-        widths = pyramid_widths(cfg.resolution, cfg.d_width, cfg.max_width)[::-1]
-        use_bn = cfg.critic_norm == "batch"
-        layers: list[nn.Module] = [
-            nn.Conv2d(cfg.channels, widths[0], 4, 2, 1, bias=False),  # [N, w0, R/2, R/2]
-            nn.LeakyReLU(cfg.leaky_slope, inplace=True),
-        ]
-        for w_in, w_out in zip(widths, widths[1:]):
-            # Without BatchNorm nothing absorbs a bias, so the conv gets its own.
-            layers.append(nn.Conv2d(w_in, w_out, 4, 2, 1, bias=not use_bn))  # halves the side
-            if use_bn:
-                layers.append(nn.BatchNorm2d(w_out))
-            layers.append(nn.LeakyReLU(cfg.leaky_slope, inplace=True))
-        # A bias on the score would cancel in E[D(real)] - E[D(fake)], so none.
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))  # [N, 1, 1, 1]
-        self.net = nn.Sequential(*layers)
-        init_dcgan_weights(self)
-
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """images [N, C, R, R] → scores [N] (higher = judged more real). c is ignored."""
-        return self.net(img).flatten()
+        super().__init__(cfg, batchnorm=cfg.critic_norm == "batch")
 
 
 FAMILY = register_family(
