@@ -62,3 +62,17 @@ def test_top_level_api_trains_and_loads(tiny_dataset, tmp_path):
     assert result.step == 5
     assert ganvas.load(tmp_path / "run").sample(2, seed=0).shape == (2, 3, 16, 16)
     assert callable(ganvas.prepare_dataset) and callable(ganvas.load_dataset)
+
+
+def test_conditional_runs_sample_by_class(labelled_dataset, tmp_path):
+    from tests.conftest import TINY_MODELS
+
+    cfg = tiny_config(labelled_dataset.path, **{"model.family": "biggan", **TINY_MODELS["biggan"],
+                                                 "loss.name": "hinge", "train.steps": 4})  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    g = load(tmp_path / "run")
+    assert g.conditional and g.num_classes == 2
+    default = g.sample(4, seed=3)  # classes 0, 1, 0, 1
+    assert torch.equal(default, g.sample(4, seed=3, labels=torch.tensor([0, 1, 0, 1])))
+    all_red = g.sample(4, seed=3, labels=torch.zeros(4, dtype=torch.long))
+    assert torch.equal(all_red[0], default[0]) and not torch.equal(all_red[1], default[1])
