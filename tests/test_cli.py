@@ -136,3 +136,25 @@ def test_sigterm_checkpoints_and_exits_130(tiny_dataset, tmp_path):
     assert "stopped at step" in stderr
     latest = (tmp_path / "run" / "checkpoints" / "latest").read_text().strip()
     assert int(latest) >= 5
+
+
+def test_sample_by_class_from_the_command_line(labelled_dataset, tmp_path):
+    from ganvas.training.trainer import train
+    from tests.conftest import TINY_MODELS, tiny_config
+
+    cfg = tiny_config(labelled_dataset.path, **{"model.family": "biggan", **TINY_MODELS["biggan"],
+                                                 "loss.name": "hinge", "train.steps": 2})  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    run = str(tmp_path / "run")
+    result = runner.invoke(app, ["sample", run, "--class", "all", "--n-per-class", "3",
+                                 "--out-dir", str(tmp_path / "each")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "each" / "red").glob("*.png"))) == 3
+    assert len(list((tmp_path / "each" / "blue").glob("*.png"))) == 3
+    result = runner.invoke(app, ["sample", run, "--class-swap", "--out", str(tmp_path / "s.png")])
+    assert result.exit_code == 0 and (tmp_path / "s.png").is_file()
+    result = runner.invoke(
+        app, ["sample", run, "--class", "green", "--out", str(tmp_path / "g.png")]
+    )
+    assert result.exit_code == 2 and "no class 'green'" in result.output
+    assert not (tmp_path / "g.png").exists()

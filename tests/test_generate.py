@@ -76,3 +76,50 @@ def test_conditional_runs_sample_by_class(labelled_dataset, tmp_path):
     assert torch.equal(default, g.sample(4, seed=3, labels=torch.tensor([0, 1, 0, 1])))
     all_red = g.sample(4, seed=3, labels=torch.zeros(4, dtype=torch.long))
     assert torch.equal(all_red[0], default[0]) and not torch.equal(all_red[1], default[1])
+
+
+@pytest.fixture
+def conditional_run(labelled_dataset, tmp_path):
+    from tests.conftest import TINY_MODELS
+
+    cfg = tiny_config(labelled_dataset.path, **{"model.family": "biggan", **TINY_MODELS["biggan"],
+                                                 "loss.name": "hinge", "train.steps": 2})  # fmt: skip
+    train(cfg, tmp_path / "crun", progress=False)
+    return tmp_path / "crun"
+
+
+def test_class_tools_per_class_folders_swap_grid_and_names(conditional_run, tmp_path):
+    g = load(conditional_run)
+    assert g.class_names == ["red", "blue"]
+    assert g.class_index("blue") == 1 and g.class_index(0) == 0
+    with pytest.raises(ValueError, match="classes: red, blue"):
+        g.class_index("green")
+    written = g.save_per_class(tmp_path / "out", n_per_class=3, seed=1)
+    assert sorted(written) == ["blue", "red"]
+    assert sorted(p.name for p in (tmp_path / "out" / "blue").iterdir()) == [
+        "000000.png", "000001.png", "000002.png"]  # fmt: skip
+    swap = g.class_swap(n=4, seed=2)  # rows: classes, columns: the same 4 latents
+    assert swap.shape == (8, 16, 16, 3)
+    blue = g.sample(4, seed=2, labels=torch.ones(4, dtype=torch.long)).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(swap[4:], blue)
+    with Image.open(g.save_class_swap(tmp_path / "swap.png", n=4, seed=2)) as picture:
+        # a label margin on the left, then 4 tiles of 16 px with 2 px padding
+        assert picture.size[1] == 2 + 2 * 18 and picture.size[0] > 2 + 4 * 18
+
+
+def test_training_on_a_subset_of_classes(labelled_dataset, tmp_path):
+    import json
+
+    from ganvas.config import ConfigError
+    from ganvas.training.trainer import Trainer
+
+    trainer = Trainer(tiny_config(labelled_dataset.path, **{"data.classes": ["blue"]}),
+                      tmp_path / "run", progress=False)  # fmt: skip
+    assert trainer.images_per_epoch == 32 and trainer.class_names == ["blue"]
+    assert json.loads((tmp_path / "run" / "classes.json").read_text()) == ["blue"]
+    real, labels = trainer.sampler.next()
+    assert (labels == 0).all()
+    assert (real[:, 2].mean() > real[:, 0].mean()).item()  # bluish images only
+    with pytest.raises(ConfigError, match="green not in the dataset; its classes: red, blue"):
+        Trainer(tiny_config(labelled_dataset.path, **{"data.classes": ["green"]}),
+                tmp_path / "run2", progress=False)  # fmt: skip

@@ -42,7 +42,11 @@ def prepare(
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 64,
     channels: Annotated[int, typer.Option(help="3 for RGB, 1 for greyscale.")] = 3,
     labels: Annotated[
-        str, typer.Option(help="'subfolders': class = first-level folder name; 'none'.")
+        str,
+        typer.Option(
+            help="'subfolders': class = first-level folder name; a .csv/.json file mapping"
+            " file → class (unlisted files are dropped); 'none'."
+        ),
     ] = "none",
     val_fraction: Annotated[
         float, typer.Option(help="Share of images held out as the validation split.")
@@ -150,8 +154,21 @@ def sample(
         Path | None, typer.Option("--out", "-o", help="Write one grid PNG here.")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option(help="Write one PNG per image into this folder.")
+        Path | None,
+        typer.Option(help="Write one PNG per image here (DIR/<class>/ for conditional runs)."),
     ] = None,
+    class_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--class", help="Class name or number, or 'all' (repeatable; conditional runs)."
+        ),
+    ] = None,
+    n_per_class: Annotated[
+        int, typer.Option(help="Images per class with --class / --class-swap.")
+    ] = 8,
+    class_swap: Annotated[
+        bool, typer.Option(help="Grid of the same latents (columns) drawn as every class (rows).")
+    ] = False,
     checkpoint: Annotated[str | None, typer.Option(help="Step number; default the newest.")] = None,
     ema: Annotated[
         bool, typer.Option(help="Use the moving-average generator if the run has one.")
@@ -163,21 +180,37 @@ def sample(
     from ganvas.generate import load
 
     if out is None and out_dir is None:
-        out = Path("samples.png")
-    if n < 1 or n > 100_000:
-        _fail(ValueError(f"--n {n} must lie in 1..100000"))
+        out = Path("class_swap.png" if class_swap else "samples.png")
+    if not 1 <= n <= 100_000 or not 1 <= n_per_class <= 100_000:
+        _fail(ValueError(f"--n {n} and --n-per-class {n_per_class} must lie in 1..100000"))
     try:
         pipeline = load(run, checkpoint=checkpoint, device=device, ema=ema)
-    except _user_errors() as err:
+        if (class_ or class_swap) and not pipeline.conditional:
+            raise ValueError(f"{run} is not class-conditional: --class and --class-swap need one")
+        chosen = None if not class_ or "all" in class_ else list(class_)
+        if chosen:
+            for name in chosen:
+                pipeline.class_index(name)  # unknown names fail before anything is written
+        per_class = n_per_class if class_ else -(-n // max(1, pipeline.num_classes))
+    except (*_user_errors(), ValueError) as err:
         _fail(err)
+    what = f"step {pipeline.step}, {pipeline.weights}"
+    if class_swap:
+        pipeline.save_class_swap(out, n=n_per_class, seed=seed)
+        console.print(f"[green]wrote[/] {out} (class swap, {n_per_class} latents, {what})")
+        return
     if out is not None:
-        pipeline.save_grid(out, n=n, seed=seed, nrow=nrow)
-        console.print(
-            f"[green]wrote[/] {out} ({n} images, step {pipeline.step}, {pipeline.weights})"
-        )
+        total = n_per_class * len(chosen or range(pipeline.num_classes)) if class_ else n
+        pipeline.save_grid(out, n=total, seed=seed, nrow=nrow, classes=chosen)
+        console.print(f"[green]wrote[/] {out} ({what})")
     if out_dir is not None:
-        paths = pipeline.save_images(out_dir, n=n, seed=seed)
-        console.print(f"[green]wrote[/] {len(paths)} images to {out_dir}")
+        if pipeline.conditional:
+            written = pipeline.save_per_class(out_dir, per_class, seed=seed, classes=chosen)
+            count = sum(len(paths) for paths in written.values())
+            console.print(f"[green]wrote[/] {count} images to {out_dir}/<class>/ ({what})")
+        else:
+            paths = pipeline.save_images(out_dir, n=n, seed=seed)
+            console.print(f"[green]wrote[/] {len(paths)} images to {out_dir} ({what})")
 
 
 @app.command()

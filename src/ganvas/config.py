@@ -51,6 +51,7 @@ class DataConfig:
     path: str = ""  # dataset directory written by `ganvas prepare`
     split: Literal["train", "all"] = "train"  # 'train' leaves the validation split out
     hflip: bool = False  # random horizontal flips
+    classes: tuple[str, ...] = ()  # train on these classes only (renumbered in this order)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ class OptimConfig:
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only
     weight_decay: float = 0.0
     lr_schedule: tuple[tuple[int, float], ...] = ()  # ((step, factor), ...): lr = base · factor
+    scheduler: Literal["none", "step", "cosine", "linear"] = "none"  # see training.tricks.lr_factor
+    schedule_unit: Literal["steps", "epochs"] = "steps"  # unit of step_size and decay_start
+    step_size: float = 1.0  # 'step': multiply by gamma every step_size units
+    gamma: float = 0.1
+    decay_start: float = 0.0  # 'linear': decay from here to the last step
+    min_factor: float = 0.0  # 'cosine'/'linear': factor reached at the last step
 
     def __post_init__(self) -> None:
         check(self.lr_g > 0, f"optim.lr_g={self.lr_g} must be > 0")
@@ -68,6 +75,10 @@ class OptimConfig:
         check(all(0 <= b < 1 for b in self.betas), f"optim.betas={self.betas} must lie in [0, 1)")
         check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be >= 0")
         _check_schedule(self.lr_schedule, "optim.lr_schedule", lambda v: v > 0)
+        check(self.step_size > 0, f"optim.step_size={self.step_size} must be > 0")
+        check(0 < self.gamma <= 1, f"optim.gamma={self.gamma} must lie in (0, 1]")
+        check(self.decay_start >= 0, f"optim.decay_start={self.decay_start} must be >= 0")
+        check(0 <= self.min_factor <= 1, f"optim.min_factor={self.min_factor} must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,9 @@ class LossConfig:
     clip: float = 0.0  # WGAN weight clipping bound for D's parameters; 0 = off
     ortho_weight: float = 0.0  # BigGAN orthogonal regularization of G's weights
     aux_weight: float = 1.0  # weight of the class loss for families with a classifier head
+    real_label: tuple[float, float] = (1.0, 1.0)  # D's target for reals, uniform in the range
+    fake_label: tuple[float, float] = (0.0, 0.0)  # ... and for fakes (label smoothing)
+    flip_prob: float = 0.0  # chance that a D target is swapped with the other kind (flipping)
 
     def __post_init__(self) -> None:
         from ganvas.losses import OBJECTIVES
@@ -94,6 +108,19 @@ class LossConfig:
             value = getattr(self, key)
             check(value >= 0, f"loss.{key}={value} must be >= 0")
         check(self.r_interval >= 1, f"loss.r_interval={self.r_interval} must be >= 1")
+        for key in ("real_label", "fake_label"):
+            low, high = getattr(self, key)
+            check(
+                0 <= low <= high <= 1,
+                f"loss.{key}=[{low}, {high}] must satisfy 0 <= low <= high <= 1",
+            )
+        check(0 <= self.flip_prob < 1, f"loss.flip_prob={self.flip_prob} must lie in [0, 1)")
+        smoothing = self.real_label != (1.0, 1.0) or self.fake_label != (0.0, 0.0) or self.flip_prob
+        check(
+            not smoothing or self.name in ("nonsaturating", "minimax"),
+            f"label smoothing/flipping needs a BCE objective (nonsaturating or minimax), "
+            f"not loss.name={self.name!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,11 @@ class TrainConfig:
     checkpoint_interval: int = 1000  # steps between checkpoints
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     n_samples: int = 64  # images in each sample grid
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs ([-1, 1] units)
+    instance_noise_anneal: int = 0  # steps over which it decays linearly to 0 (0 = constant)
+    replay_size: int = 0  # experience replay: capacity of the buffer of past fakes (0 = off)
+    replay_every: int = 1  # replay into every N-th step's D updates
+    replay_fraction: float = 0.5  # share of D's fake batch taken from the buffer then
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
@@ -125,6 +157,13 @@ class TrainConfig:
             value = getattr(self, name)
             check(value >= 1, f"train.{name}={value} must be >= 1")
         check(self.n_samples >= 1, f"train.n_samples={self.n_samples} must be >= 1")
+        check(self.instance_noise >= 0, f"train.instance_noise={self.instance_noise} must be >= 0")
+        check(self.instance_noise_anneal >= 0,
+              f"train.instance_noise_anneal={self.instance_noise_anneal} must be >= 0")  # fmt: skip
+        check(self.replay_size >= 0, f"train.replay_size={self.replay_size} must be >= 0")
+        check(self.replay_every >= 1, f"train.replay_every={self.replay_every} must be >= 1")
+        check(0 < self.replay_fraction <= 1,
+              f"train.replay_fraction={self.replay_fraction} must lie in (0, 1]")  # fmt: skip
         check(
             self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
             f"train.device={self.device!r} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",

@@ -8,8 +8,10 @@ g.save_grid("grid.png", n=64, seed=7)
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import yaml
 from torch import nn
 
 from ganvas.config import Config, config_from_dict
-from ganvas.grid import image_grid, to_pil
+from ganvas.grid import image_grid, labelled_grid, to_pil
 from ganvas.io import save_image_atomic
 from ganvas.models.registry import build_models, get_family
 from ganvas.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
@@ -33,6 +35,7 @@ class GeneratorPipeline:
     step: int
     weights: str  # 'G_ema' or 'G'
     device: torch.device
+    class_names: list[str] = field(default_factory=list)  # the run's classes, in label order
 
     @property
     def z_dim(self) -> int:
@@ -103,6 +106,22 @@ class GeneratorPipeline:
         """Like `sample` but uint8 [n, H, W, C] numpy, ready for PIL or a contact sheet."""
         return self.sample(n, seed).permute(0, 2, 3, 1).numpy()
 
+    def class_index(self, name: str | int) -> int:
+        """The label of a class given by name or number.
+
+        Raises:
+            ValueError: no such class; the message lists the run's classes.
+        """
+        if not self.conditional:
+            raise ValueError("this generator is not class-conditional")
+        if isinstance(name, int) or str(name).isdigit():
+            index = int(name)
+            if 0 <= index < self.num_classes:
+                return index
+        elif name in self.class_names:
+            return self.class_names.index(name)
+        raise ValueError(f"no class {name!r}; classes: {', '.join(self.class_names)}")
+
     def save_grid(
         self,
         path: str | os.PathLike,
@@ -110,11 +129,69 @@ class GeneratorPipeline:
         seed: int = 0,
         nrow: int | None = None,
         padding: int = 2,
+        classes: list[str | int] | None = None,
     ) -> Path:
-        """Write a PNG contact sheet of `n` samples."""
-        grid = image_grid(self.sample_numpy(n, seed), nrow=nrow, padding=padding)
+        """Write a PNG contact sheet of `n` samples. For a conditional generator each row is
+        one class (all, or those in `classes`), labelled with its name; n is rounded up to
+        fill the rows."""
+        if not self.conditional:
+            grid = image_grid(self.sample_numpy(n, seed), nrow=nrow, padding=padding)
+        else:
+            chosen = [self.class_index(c) for c in (classes or range(self.num_classes))]
+            per_class = -(-n // len(chosen))
+            labels = torch.tensor(chosen).repeat_interleave(per_class)
+            images = self.sample(len(labels), seed, labels=labels).permute(0, 2, 3, 1).numpy()
+            names = [self._row_names()[i] for i in chosen]
+            grid = labelled_grid(images, names, padding=padding)
         save_image_atomic(path, to_pil(grid))
         return Path(path)
+
+    def class_swap(self, n: int = 8, seed: int = 0) -> np.ndarray:
+        """The same n latent vectors (columns) rendered as every class (rows): uint8
+        [num_classes · n, H, W, C] in row order (seeds/001's class-swap figure)."""
+        if not self.conditional:
+            raise ValueError("class swap needs a class-conditional generator")
+        z = self.latents(n, seed).repeat(self.num_classes, 1)
+        labels = torch.arange(self.num_classes).repeat_interleave(n)
+        img = (self.generate(z, labels) + 1) * 127.5
+        return img.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+    def save_class_swap(self, path: str | os.PathLike, n: int = 8, seed: int = 0) -> Path:
+        grid = labelled_grid(self.class_swap(n, seed), self._row_names())
+        save_image_atomic(path, to_pil(grid))
+        return Path(path)
+
+    def save_per_class(
+        self,
+        folder: str | os.PathLike,
+        n_per_class: int,
+        seed: int = 0,
+        classes: list[str | int] | None = None,
+    ) -> dict[str, list[Path]]:
+        """Write folder/<class name>/000000.png ... for each class (all by default).
+
+        Every class uses the same latent vectors, so file i of each class shows the same
+        z drawn as that class."""
+        folder = Path(folder)
+        chosen = [self.class_index(c) for c in (classes or range(self.num_classes))]
+        written = {}
+        for index in chosen:
+            name = self._row_names()[index]
+            labels = torch.full((n_per_class,), index, dtype=torch.long)
+            pictures = self.sample(n_per_class, seed, labels=labels).permute(0, 2, 3, 1).numpy()
+            target = folder / _safe_folder_name(name)
+            target.mkdir(parents=True, exist_ok=True)
+            written[name] = []
+            for i, picture in enumerate(pictures):
+                path = target / f"{i:06d}.png"
+                save_image_atomic(path, to_pil(picture))
+                written[name].append(path)
+        return written
+
+    def _row_names(self) -> list[str]:
+        if len(self.class_names) == self.num_classes:
+            return self.class_names
+        return [str(i) for i in range(self.num_classes)]
 
     def save_images(self, folder: str | os.PathLike, n: int, seed: int = 0) -> list[Path]:
         """Write `n` samples as folder/000000.png, 000001.png, ..."""
@@ -161,4 +238,13 @@ def load(
     G.load_state_dict(saved.weights[name])
     device = torch.device(device)
     G = G.to(device).eval().requires_grad_(False)
-    return GeneratorPipeline(G=G, config=config, step=saved.step, weights=name, device=device)
+    classes_file = run_dir / "classes.json"
+    class_names = json.loads(classes_file.read_text()) if classes_file.is_file() else []
+    return GeneratorPipeline(G=G, config=config, step=saved.step, weights=name, device=device,
+                             class_names=class_names)  # fmt: skip
+
+
+def _safe_folder_name(name: str) -> str:
+    """A class name as a folder name: path separators and control characters replaced."""
+    cleaned = re.sub(r"[\\/\x00-\x1f:*?\"<>|]", "_", name).strip(". ")
+    return cleaned or "_"

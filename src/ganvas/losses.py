@@ -31,8 +31,18 @@ class NonSaturating:
 
     probabilistic = True
 
-    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    def d_loss(
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        real_target: torch.Tensor | None = None,
+        fake_target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """With targets (label smoothing / flipping) the BCE uses them instead of 1 and 0."""
+        if real_target is None and fake_target is None:
+            return F.softplus(-real).mean() + F.softplus(fake).mean()
+        bce = F.binary_cross_entropy_with_logits
+        return bce(real, real_target) + bce(fake, fake_target)
 
     def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
         return F.softplus(-fake).mean()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -13,7 +14,13 @@ from PIL import Image
 from rich.console import Console
 
 import ganvas.data.prepare as prepare_module
-from ganvas.data.prepare import NOT_IN_CLASS_FOLDER, PrepareReport, prepare_dataset
+from ganvas.data.prepare import (
+    IS_LABEL_FILE,
+    NOT_IN_CLASS_FOLDER,
+    PrepareReport,
+    prepare_dataset,
+    read_label_mapping,
+)
 from ganvas.data.store import DatasetError, load_dataset
 
 GOOD = [
@@ -408,3 +415,234 @@ def test_background_spellings(tmp_path):
         assert (np.load(tmp_path / name / "images.npy") == (255, 0, 0)).all()
     run(src, tmp_path / "d", background=128)
     assert (np.load(tmp_path / "d" / "images.npy") == 128).all()
+
+
+# --- labels from a mapping file -----------------------------------------------------------
+
+
+def solid(path: Path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (12, 12), (value, value, value)).save(path)
+
+
+@pytest.fixture
+def paintings(tmp_path) -> Path:
+    """a.png … e.png, each a solid grey whose level says which file it is."""
+    src = tmp_path / "paintings"
+    for n, name in enumerate("abcde"):
+        solid(src / f"{name}.png", 40 * n)
+    return src
+
+
+def grey_levels(out: Path) -> list[int]:
+    return [int(image[0, 0, 0]) for image in np.load(out / "images.npy")]
+
+
+def test_labels_csv_with_named_columns(paintings, tmp_path):
+    mapping = tmp_path / "labels.csv"
+    mapping.write_text(
+        "id,FileName,Genre,year\n"
+        "1,a.png,portrait,1890\n"
+        "2,b.png,landscape,1901\n"
+        "3,c.png,portrait,1875\n"
+        "4,e.png,still life,1920\n"
+    )
+    out = tmp_path / "ds"
+    report = run(paintings, out, labels=str(mapping))
+
+    assert report.classes == ["landscape", "portrait", "still life"]
+    dataset = load_dataset(out)
+    assert dataset.classes == report.classes
+    assert dataset.manifest["files"] == ["0:a.png", "0:b.png", "0:c.png", "0:e.png"]
+    assert grey_levels(out) == [0, 40, 80, 160]
+    assert dataset.labels.dtype == np.int64
+    assert dataset.labels.tolist() == [1, 0, 1, 2]
+    assert dict(report.dropped) == {str(paintings.resolve() / "d.png"): "no label in labels.csv"}
+    params = dataset.manifest["params"]
+    assert params["labels"] == str(mapping.resolve())
+    assert params["labels_sha256"] == hashlib.sha256(mapping.read_bytes()).hexdigest()
+    assert dataset.manifest["unmatched_labels"] == 0
+    assert dataset.manifest["unmatched_label_examples"] == []
+    assert report.dropped_by_reason() == {
+        "no label in labels.csv": [str(paintings.resolve() / "d.png")]
+    }
+
+
+def test_labels_csv_with_two_unnamed_columns(paintings, tmp_path, monkeypatch):
+    (tmp_path / "map.csv").write_text("a,b\nb.png,x\nd.png,y\n\n")
+    monkeypatch.chdir(tmp_path)
+    report = run(paintings, tmp_path / "ds", labels="map.csv")  # relative to the cwd
+    dataset = load_dataset(tmp_path / "ds")
+    assert report.classes == ["x", "y"]
+    assert grey_levels(tmp_path / "ds") == [40, 120]
+    assert dataset.labels.tolist() == [0, 1]
+    assert dataset.manifest["params"]["labels"] == str((tmp_path / "map.csv").resolve())
+    reasons = {Path(path).name: reason for path, reason in report.dropped}
+    assert reasons == {name: "no label in map.csv" for name in ("a.png", "c.png", "e.png")}
+
+
+def test_labels_csv_semicolons_and_one_named_column(paintings, tmp_path):
+    (tmp_path / "map.csv").write_text("Style;whatever\nrococo;c.png\nbaroque;a.png\n")
+    report = run(paintings, tmp_path / "ds", labels=tmp_path / "map.csv")
+    assert report.classes == ["baroque", "rococo"]
+    assert load_dataset(tmp_path / "ds").labels.tolist() == [0, 1]
+
+
+def test_labels_json_object(paintings, tmp_path):
+    mapping = tmp_path / "labels.json"
+    mapping.write_text(json.dumps({"e.png": "b", "a.png": "a", "c.png": "b"}))
+    report = run(paintings, tmp_path / "ds", labels=str(mapping))
+    dataset = load_dataset(tmp_path / "ds")
+    assert report.classes == dataset.classes == ["a", "b"]
+    assert grey_levels(tmp_path / "ds") == [0, 80, 160]
+    assert dataset.labels.tolist() == [0, 1, 1]
+    assert dataset.manifest["params"]["labels_sha256"] == (
+        hashlib.sha256(mapping.read_bytes()).hexdigest()
+    )
+
+
+def test_labels_json_list(paintings, tmp_path):
+    mapping = tmp_path / "labels.json"
+    rows = [
+        {"Image": "d.png", "Category": "dark", "note": "x"},
+        {"Image": "b.png", "Category": "bright"},
+        {"Image": "c.png", "Category": None},  # no class: not labelled
+        {"Category": "orphan"},
+    ]
+    mapping.write_text(json.dumps(rows))
+    report = run(paintings, tmp_path / "ds", labels=str(mapping))
+    assert report.classes == ["bright", "dark"]
+    assert grey_levels(tmp_path / "ds") == [40, 120]
+    assert load_dataset(tmp_path / "ds").labels.tolist() == [0, 1]
+    assert report.kept == 2 and len(report.dropped) == 3
+
+
+def test_labels_match_relative_paths_before_bare_names(tmp_path):
+    src = tmp_path / "src"
+    solid(src / "1880" / "img.png", 10)
+    solid(src / "1920" / "img.png", 20)
+    solid(src / "1920" / "deep" / "other.png", 30)
+    solid(src / "only_here.png", 40)
+    mapping = tmp_path / "labels.csv"
+    mapping.write_text(
+        "path,label\n"
+        "1920/img.png,modern\n"
+        "1880\\img.png,old\n"  # Windows separators work too
+        "./deep/other.png,modern\n"  # bare-name fallback (only one other.png)
+        "only_here.png,old\n"
+    )
+    report = run(src, tmp_path / "ds", labels=str(mapping))
+    dataset = load_dataset(tmp_path / "ds")
+    assert report.dropped == []
+    assert dataset.manifest["files"] == [
+        "0:1880/img.png",
+        "0:1920/deep/other.png",
+        "0:1920/img.png",
+        "0:only_here.png",
+    ]
+    assert report.classes == ["modern", "old"]
+    assert dataset.labels.tolist() == [1, 0, 0, 1]
+    assert grey_levels(tmp_path / "ds") == [10, 30, 20, 40]
+
+
+def test_labels_exact_match_does_not_lend_its_row_to_a_namesake(tmp_path):
+    src = tmp_path / "src"
+    solid(src / "a" / "img.png", 10)
+    solid(src / "b" / "img.png", 20)
+    (tmp_path / "labels.csv").write_text("file,label\na/img.png,x\n")
+    report = run(src, tmp_path / "ds", labels=str(tmp_path / "labels.csv"))
+    assert report.kept == 1
+    assert report.dropped == [(str(src.resolve() / "b" / "img.png"), "no label in labels.csv")]
+
+
+def test_labels_ambiguous_bare_name_in_files(tmp_path):
+    src = tmp_path / "src"
+    solid(src / "a" / "img.png", 10)
+    solid(src / "b" / "img.png", 20)
+    solid(src / "c.png", 30)
+    (tmp_path / "labels.csv").write_text("file,label\nimg.png,x\nc.png,y\n")
+    with pytest.raises(DatasetError, match="ambiguous") as caught:
+        run(src, tmp_path / "ds", labels=str(tmp_path / "labels.csv"))
+    message = str(caught.value)
+    assert "img.png" in message and "0:a/img.png" in message and "0:b/img.png" in message
+    assert str(tmp_path / "labels.csv") in message
+    assert not (tmp_path / "ds").exists()
+
+
+def test_labels_ambiguous_bare_name_in_rows(tmp_path):
+    src = tmp_path / "src"
+    solid(src / "img.png", 10)
+    (tmp_path / "labels.json").write_text(json.dumps({"x/img.png": "p", "y/img.png": "q"}))
+    with pytest.raises(DatasetError, match="1 bare file name is ambiguous") as caught:
+        run(src, tmp_path / "ds", labels=str(tmp_path / "labels.json"))
+    assert "'x/img.png', 'y/img.png'" in str(caught.value)
+
+
+def test_labels_unmatched_rows_are_counted(paintings, tmp_path):
+    lines = ["file,class", "a.png,kept"] + [f"gone/{n:03d}.png,lost" for n in range(25)]
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    report = run(paintings, tmp_path / "ds", labels=str(tmp_path / "labels.csv"))
+    manifest = load_dataset(tmp_path / "ds").manifest
+    assert report.kept == 1
+    assert report.classes == manifest["classes"] == ["kept"]  # classes of kept images only
+    assert manifest["unmatched_labels"] == report.unmatched_labels == 25
+    assert manifest["unmatched_label_examples"] == [f"gone/{n:03d}.png" for n in range(20)]
+    console = Console(file=io.StringIO(), width=200)
+    console.print(report.summary_table())
+    assert "25 labelled files were not found" in console.file.getvalue()
+
+
+def test_labels_file_inside_the_source(paintings, tmp_path):
+    mapping = paintings / "labels.csv"
+    mapping.write_text("file,label\na.png,x\nb.png,y\nc.png,x\nd.png,y\ne.png,x\n")
+    report = run(paintings, tmp_path / "ds", labels=str(mapping))
+    assert report.kept == 5
+    assert report.dropped == [(str(mapping.resolve()), IS_LABEL_FILE)]
+
+
+def test_labels_matching_nothing(paintings, tmp_path):
+    (tmp_path / "labels.csv").write_text("file,label\nimages/zz.png,x\n")
+    with pytest.raises(DatasetError, match="no usable images") as caught:
+        run(paintings, tmp_path / "ds", labels=str(tmp_path / "labels.csv"))
+    assert "images/zz.png" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("l.csv", "name,genre,year\na.png,x,1\n", r"columns 'name', 'genre', 'year'"),
+        ("l.csv", "", "empty"),
+        ("l.csv", "file,label\n", "maps no files"),
+        ("l.csv", "file,label\na.png,x\n./a.png,y\n", "two classes"),
+        ("l.json", "{not json", "not valid JSON"),
+        ("l.json", "[1, 2]", "JSON object"),
+        ("l.json", '{"a.png": ["x"]}', "expected a name"),
+        ("l.json", '[{"a": 1, "b": 2, "c": 3}]', "columns 'a', 'b', 'c'"),
+    ],
+)
+def test_bad_label_files(paintings, tmp_path, name, content, match):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DatasetError, match=match) as caught:
+        run(paintings, tmp_path / "ds", labels=str(tmp_path / name))
+    assert str(tmp_path / name) in str(caught.value)
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("labels", ["folders", "missing.csv", "notes.txt", ""])
+def test_bad_labels_argument(tmp_path, labels, monkeypatch):
+    write_noise_images(tmp_path / "src", 1)
+    (tmp_path / "notes.txt").write_text("file,label\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetError) as caught:
+        run(tmp_path / "src", tmp_path / "ds", labels=labels)
+    message = str(caught.value)
+    assert "'none'" in message and "'subfolders'" in message and ".csv/.json" in message
+    assert not (tmp_path / "ds").exists()
+
+
+def test_read_label_mapping_integers_and_bom(tmp_path):
+    (tmp_path / "l.csv").write_bytes("\ufeffFile,Label\n1.png,3\n".encode())
+    mapping = read_label_mapping(tmp_path / "l.csv")
+    assert mapping.classes == {"1.png": "3"}
+    (tmp_path / "l.json").write_text('{"1.png": 3}')
+    assert read_label_mapping(tmp_path / "l.json").classes == {"1.png": "3"}

@@ -3,12 +3,18 @@
 Every file under the sources is a candidate; each one either becomes a row of images.npy or
 is listed in the manifest's "dropped" with the reason. Decoding runs in worker processes and
 the pixels stream straight into a memory-mapped file, so a dataset larger than RAM is fine.
+
+Labels come from nowhere ("none"), from each file's first-level folder ("subfolders"), or
+from a .csv/.json mapping file → class name (see `read_label_mapping`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
+import hashlib
+import io
 import json
 import multiprocessing
 import operator
@@ -32,7 +38,14 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 LABEL_MODES = ("none", "subfolders")
+LABEL_FILE_TYPES = (".csv", ".json")
 NOT_IN_CLASS_FOLDER = "not inside a class subfolder (--labels subfolders)"
+IS_LABEL_FILE = "the labels mapping file (--labels)"
+# Column names (compared case-insensitively) of a mapping file, in order of preference.
+FILE_COLUMNS = ("file", "filename", "path", "image")
+CLASS_COLUMNS = ("label", "class", "category", "genre", "style")
+_UNMATCHED_EXAMPLES = 20
+_AMBIGUOUS_EXAMPLES = 5
 _COPY_CHUNK_BYTES = 64 * 1024 * 1024
 
 
@@ -45,6 +58,8 @@ class PrepareReport:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (absolute path, reason)
     classes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    unmatched_labels: int = 0  # rows of a --labels mapping file that matched no file
+    unmatched_label_examples: list[str] = field(default_factory=list)
 
     def dropped_by_reason(self) -> dict[str, list[str]]:
         """Paths of dropped files grouped by kind of reason, the most common kind first."""
@@ -76,7 +91,27 @@ class PrepareReport:
             table.add_row(kind, str(len(paths)), shown)
         if not self.dropped:
             table.add_row("(nothing dropped)", "0", "")
+        if self.unmatched_labels:
+            shown = ", ".join(self.unmatched_label_examples[:examples])
+            count = (
+                "1 labelled file was"
+                if self.unmatched_labels == 1
+                else f"{self.unmatched_labels} labelled files were"
+            )
+            table.caption = (
+                f"{count} not found among the sources (e.g. {shown}; listed in manifest.json)"
+            )
+            table.caption_justify = "left"
         return table
+
+
+@dataclass
+class LabelMapping:
+    """A --labels mapping file, read: file key (a relative path or a bare name) → class."""
+
+    path: Path
+    sha256: str
+    classes: dict[str, str]  # normalised file key → class name, in file order
 
 
 def prepare_dataset(
@@ -84,7 +119,7 @@ def prepare_dataset(
     out: str | os.PathLike,
     size: int = 64,
     channels: int = 3,
-    labels: str = "none",
+    labels: str | os.PathLike = "none",
     val_fraction: float = 0.0,
     seed: int = 0,
     background: Sequence[int] | int | str = (255, 255, 255),
@@ -105,8 +140,10 @@ def prepare_dataset(
         out: the dataset directory to create.
         size: side of the square images, 8-4096 pixels.
         channels: 3 for RGB, 1 for greyscale.
-        labels: "none", or "subfolders" to label each image by the first-level folder it sits
-            in under its source (files directly in a source root are then dropped).
+        labels: "none"; "subfolders" to label each image by the first-level folder it sits
+            in under its source (files directly in a source root are then dropped); or the
+            path of a .csv/.json file mapping files to class names (see `read_label_mapping`;
+            files it does not name are dropped).
         val_fraction: share of images held out as the validation split, in [0, 1).
         seed: seed of the validation split draw.
         background: colour that transparency is flattened over: (r, g, b), a grey level or
@@ -121,8 +158,9 @@ def prepare_dataset(
         A `PrepareReport`; `report.summary_table()` explains what was dropped.
 
     Raises:
-        DatasetError: bad arguments, a missing or empty source, `out` already exists (without
-            `overwrite`), or not a single usable image was found.
+        DatasetError: bad arguments, an unreadable or ambiguous labels file, a missing or
+            empty source, `out` already exists (without `overwrite`), or not a single usable
+            image was found.
     """
     started = time.perf_counter()
     checked = _check_arguments(
@@ -136,6 +174,11 @@ def prepare_dataset(
         min_size=min_size,
         workers=workers,
     )
+    mode = checked["labels"]
+    mapping = None
+    if mode not in LABEL_MODES:
+        mapping = read_label_mapping(mode)
+        checked["labels_sha256"] = mapping.sha256
     params = {
         "sources": [os.fspath(s) for s in _as_list(sources)],
         "out": os.fspath(out),
@@ -151,12 +194,25 @@ def prepare_dataset(
 
     # Dataset order is candidate order; `dropped` keeps candidate order too.
     dropped: dict[int, tuple[str, str]] = {}
-    to_decode: list[int] = []
-    for i, (_, rel) in enumerate(candidates):
-        if labels == "subfolders" and "/" not in rel:
-            dropped[i] = (absolute[i], NOT_IN_CLASS_FOLDER)
-        else:
-            to_decode.append(i)
+    class_of: dict[int, str] = {}
+    unmatched: list[str] = []
+    if mode == "subfolders":
+        for i, (_, rel) in enumerate(candidates):
+            if "/" in rel:
+                class_of[i] = rel.split("/", 1)[0]
+            else:
+                dropped[i] = (absolute[i], NOT_IN_CLASS_FOLDER)
+    elif mapping is not None:
+        for i in range(len(candidates)):
+            if _is_file(absolute[i], mapping.path):
+                dropped[i] = (absolute[i], IS_LABEL_FILE)
+        files = [(i, candidates[i]) for i in range(len(candidates)) if i not in dropped]
+        class_of, unmatched = _match_labels(mapping, files)
+        no_label = f"no label in {mapping.path.name}"
+        for i, _ in files:
+            if i not in class_of:
+                dropped[i] = (absolute[i], no_label)
+    to_decode = [i for i in range(len(candidates)) if i not in dropped]
 
     decode = functools.partial(
         _decode_job,
@@ -191,14 +247,21 @@ def prepare_dataset(
 
         dropped_list = walk_errors + [dropped[i] for i in sorted(dropped)]
         if not kept:
-            raise DatasetError(_nothing_usable_message(roots, dropped_list))
+            message = _nothing_usable_message(roots, dropped_list)
+            if mapping is not None and unmatched:
+                message += (
+                    f"; {len(unmatched)} files named in {mapping.path.name} were not found"
+                    f" (e.g. {', '.join(unmatched[:3])}): its paths must be relative to the"
+                    " source folder, or bare file names"
+                )
+            raise DatasetError(message)
         if len(kept) < len(to_decode):
             _truncate_rows(images_file, len(kept))
 
         classes: list[str] = []
         label_array = None
-        if labels == "subfolders":
-            names = [candidates[i][1].split("/", 1)[0] for i in kept]
+        if mode != "none":
+            names = [class_of[i] for i in kept]
             classes = sorted(set(names))
             lookup = {name: k for k, name in enumerate(classes)}
             label_array = np.array([lookup[name] for name in names], dtype=np.int64)
@@ -208,6 +271,9 @@ def prepare_dataset(
         manifest["files"] = [f"{candidates[i][0]}:{candidates[i][1]}" for i in kept]
         manifest["dropped"] = [{"path": path, "reason": reason} for path, reason in dropped_list]
         manifest["params"] = params
+        if mapping is not None:
+            manifest["unmatched_labels"] = len(unmatched)
+            manifest["unmatched_label_examples"] = unmatched[:_UNMATCHED_EXAMPLES]
         manifest["splits"] = {
             "val": _val_indices(len(kept), checked["val_fraction"], checked["seed"])
         }
@@ -221,7 +287,214 @@ def prepare_dataset(
         dropped=dropped_list,
         classes=classes,
         seconds=time.perf_counter() - started,
+        unmatched_labels=len(unmatched),
+        unmatched_label_examples=unmatched[:_UNMATCHED_EXAMPLES],
     )
+
+
+def read_label_mapping(path: str | os.PathLike) -> LabelMapping:
+    """Read a .csv or .json file that maps image files to class names.
+
+    CSV: a header row, then one row per image. The file column is the first of
+    `FILE_COLUMNS` present, the class column the first of `CLASS_COLUMNS` (names compared
+    case-insensitively); a file with exactly two columns of other names uses them in order.
+    The delimiter is ',' unless the header holds more ';' or tabs.
+
+    JSON: an object {"file": "class", ...}, or a list of objects whose keys follow the CSV
+    column rules.
+
+    File keys are paths relative to a source folder ('/' or '\\' separators) or bare file
+    names. Rows with an empty file or class are ignored; a file given two different classes
+    is an error.
+
+    Raises:
+        DatasetError: the file cannot be read or parsed, its columns cannot be told apart,
+            or it maps nothing.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DatasetError(f"cannot read labels file {path} ({err.strerror or err})") from err
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"labels file {path} is not UTF-8 text ({err.reason})") from err
+    if path.suffix.lower() == ".json":
+        records = _json_records(path, text)
+    else:
+        records = _csv_records(path, text)
+    classes: dict[str, str] = {}
+    for file_cell, class_cell, where in records:
+        file_name, class_name = _cell(path, file_cell, where), _cell(path, class_cell, where)
+        if not file_name or not class_name:
+            continue
+        key = _mapping_key(file_name)
+        previous = classes.setdefault(key, class_name)
+        if previous != class_name:
+            raise DatasetError(
+                f"labels file {path} gives {key} two classes, {previous!r} and {class_name!r}"
+                f" ({where})"
+            )
+    if not classes:
+        raise DatasetError(f"labels file {path} maps no files to classes")
+    return LabelMapping(path=path, sha256=hashlib.sha256(raw).hexdigest(), classes=classes)
+
+
+def _csv_records(path: Path, text: str) -> list[tuple[Any, Any, str]]:
+    header_line = next((line for line in text.splitlines() if line.strip()), None)
+    if header_line is None:
+        raise DatasetError(f"labels file {path} is empty")
+    delimiter = max(",;\t", key=header_line.count)  # a tie (none of them) → ','
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records: list[tuple[Any, Any, str]] = []
+    try:
+        rows = ((reader.line_num, row) for row in reader if any(cell.strip() for cell in row))
+        _, header = next(rows)
+        file_col, class_col = _pick_columns(path, header)
+        for line, row in rows:
+            cells = [*row, "", ""]
+            records.append((cells[file_col], cells[class_col], f"line {line}"))
+    except csv.Error as err:
+        raise DatasetError(f"labels file {path} is not valid CSV ({err})") from err
+    return records
+
+
+def _json_records(path: Path, text: str) -> list[tuple[Any, Any, str]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"labels file {path} is not valid JSON ({err})") from err
+    if isinstance(data, dict):
+        return [(key, value, f"key {key!r}") for key, value in data.items()]
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        columns = list(dict.fromkeys(str(key) for item in data for key in item))
+        if not columns:
+            raise DatasetError(f"labels file {path} maps no files to classes")
+        file_col, class_col = _pick_columns(path, columns)
+        file_key, class_key = columns[file_col], columns[class_col]
+        return [
+            (item.get(file_key), item.get(class_key), f"item {n}") for n, item in enumerate(data)
+        ]
+    raise DatasetError(
+        f"labels file {path} must hold a JSON object {{file: class, ...}} or a list of objects"
+        f" with a file and a class field, got {type(data).__name__}"
+    )
+
+
+def _pick_columns(path: Path, columns: list[str]) -> tuple[int, int]:
+    """Indices of the file and the class column among `columns` (see `read_label_mapping`)."""
+    lowered = [column.strip().lower() for column in columns]
+
+    def first(names: tuple[str, ...]) -> int | None:
+        return next((lowered.index(name) for name in names if name in lowered), None)
+
+    file_col, class_col = first(FILE_COLUMNS), first(CLASS_COLUMNS)
+    if len(columns) == 2:
+        if file_col is None and class_col is None:
+            file_col, class_col = 0, 1
+        elif file_col is None:
+            file_col = 1 - class_col
+        elif class_col is None:
+            class_col = 1 - file_col
+    if file_col is None or class_col is None:
+        raise DatasetError(
+            f"labels file {path}: cannot tell which columns hold the file and the class;"
+            f" it has columns {', '.join(repr(c) for c in columns)}; name the file column one"
+            f" of {', '.join(FILE_COLUMNS)} and the class column one of"
+            f" {', '.join(CLASS_COLUMNS)} (or use exactly two columns: file, class)"
+        )
+    return file_col, class_col
+
+
+def _cell(path: Path, value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise DatasetError(f"labels file {path}, {where}: expected a name, got {value!r}")
+
+
+def _mapping_key(name: str) -> str:
+    key = name.replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    return key
+
+
+def _bare_name(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+def _match_labels(
+    mapping: LabelMapping, files: list[tuple[int, tuple[int, str]]]
+) -> tuple[dict[int, str], list[str]]:
+    """Class of each file (by candidate index) that the mapping names, and the mapping keys
+    that named no file.
+
+    A file matches a key equal to its path relative to its source root; failing that, a key
+    with the same bare file name among the keys that matched no path exactly. A bare name
+    that two such keys, or two such files, share is an error.
+    """
+    classes = mapping.classes
+    class_of: dict[int, str] = {}
+    used: set[str] = set()
+    pending: list[tuple[int, tuple[int, str]]] = []
+    for i, (source, rel) in files:
+        if rel in classes:
+            class_of[i] = classes[rel]
+            used.add(rel)
+        else:
+            pending.append((i, (source, rel)))
+    keys_by_name: dict[str, list[str]] = {}
+    for key in classes:
+        if key not in used:
+            keys_by_name.setdefault(_bare_name(key), []).append(key)
+    files_by_name: dict[str, list[tuple[int, tuple[int, str]]]] = {}
+    for i, (source, rel) in pending:
+        name = _bare_name(rel)
+        if name in keys_by_name:
+            files_by_name.setdefault(name, []).append((i, (source, rel)))
+    ambiguous: list[str] = []
+    for name, named_files in files_by_name.items():
+        keys = keys_by_name[name]
+        if len(keys) == 1 and len(named_files) == 1:
+            class_of[named_files[0][0]] = classes[keys[0]]
+            used.add(keys[0])
+            continue
+        parts = []
+        if len(keys) > 1:
+            parts.append("rows " + ", ".join(repr(key) for key in keys[:3]))
+        if len(named_files) > 1:
+            parts.append("files " + ", ".join(f"{s}:{rel}" for _, (s, rel) in named_files[:3]))
+        ambiguous.append(f"{name} ({'; '.join(parts)})")
+    if ambiguous:
+        shown = ", ".join(ambiguous[:_AMBIGUOUS_EXAMPLES])
+        extra = len(ambiguous) - _AMBIGUOUS_EXAMPLES
+        more = f" and {extra} more" if extra > 0 else ""
+        count = (
+            "1 bare file name is"
+            if len(ambiguous) == 1
+            else f"{len(ambiguous)} bare file names are"
+        )
+        raise DatasetError(
+            f"labels file {mapping.path}: {count} ambiguous:"
+            f" {shown}{more}; name those files by their path relative to the source"
+            " folder (e.g. cats/img1.png) instead"
+        )
+    return class_of, [key for key in classes if key not in used]
+
+
+def _is_file(candidate: str, target: Path) -> bool:
+    """Whether `candidate` is the file `target` (cheap name check first)."""
+    if os.path.basename(candidate) != target.name:
+        return False
+    try:
+        return os.path.samefile(candidate, target)
+    except OSError:
+        return False
 
 
 def _decode_job(
@@ -426,10 +699,7 @@ def _check_arguments(**given: Any) -> dict[str, Any]:
     checked: dict[str, Any] = {"size": whole("size", 8, 4096), "channels": whole("channels", 1)}
     if checked["channels"] not in (1, 3):
         raise DatasetError(f"channels must be 1 (greyscale) or 3 (RGB), got {checked['channels']}")
-    labels = given["labels"]
-    if labels not in LABEL_MODES:
-        raise DatasetError(f"labels must be one of {', '.join(LABEL_MODES)}, got {labels!r}")
-    checked["labels"] = labels
+    checked["labels"] = _check_labels(given["labels"])
     val_fraction = given["val_fraction"]
     try:
         checked["val_fraction"] = float(val_fraction)
@@ -443,6 +713,23 @@ def _check_arguments(**given: Any) -> dict[str, Any]:
     checked["min_size"] = whole("min_size", 0)
     checked["workers"] = None if given["workers"] is None else whole("workers", 1)
     return checked
+
+
+def _check_labels(labels: Any) -> str:
+    """'none', 'subfolders', or the absolute path of an existing .csv/.json mapping file."""
+    if isinstance(labels, str) and labels in LABEL_MODES:
+        return labels
+    problem = ""
+    if isinstance(labels, str | os.PathLike) and os.fspath(labels):
+        path = Path(os.fspath(labels)).expanduser()
+        if path.suffix.lower() in LABEL_FILE_TYPES:
+            if path.is_file():
+                return str(path.resolve())
+            problem = f" ({path} does not exist)" if not path.exists() else " (not a file)"
+    raise DatasetError(
+        f"labels must be 'none', 'subfolders' or the path of an existing .csv/.json file"
+        f" mapping file → class, got {labels!r}{problem}"
+    )
 
 
 def _parse_background(background: Any) -> tuple[int, int, int]:

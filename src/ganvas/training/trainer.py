@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -33,7 +34,7 @@ from ganvas.config import (
 )
 from ganvas.data.loader import BatchSampler
 from ganvas.data.store import load_dataset
-from ganvas.io import write_text_atomic
+from ganvas.io import write_json_atomic, write_text_atomic
 from ganvas.losses import (
     adversarial_logits,
     build_loss,
@@ -53,6 +54,7 @@ from ganvas.training.monitors import (
     save_grid,
     tensor_to_uint8,
 )
+from ganvas.training.tricks import ReplayBuffer, d_targets, instance_noise_std, lr_factor
 
 # Settings that may change when a run resumes; anything else must match the saved config.
 RESUMABLE_KEYS = (
@@ -126,7 +128,10 @@ class Trainer:
             raise ConfigError("no dataset given: pass --data DATASET_DIR (or set data.path)")
         dataset = load_dataset(config.data.path)
         self.conditional = get_family(config.model.family).conditional
-        self.config = config = _resolve_model_shape(config, dataset, self.conditional)
+        indices, labels, self.class_names = select_training_images(dataset, config.data)
+        self.config = config = _resolve_model_shape(
+            config, dataset, len(self.class_names) if self.conditional else 0
+        )
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
         if resume_from is not None:
             _check_resumable(self.run_dir, config)
@@ -142,9 +147,12 @@ class Trainer:
         self.opt_G = make_optimizer(self.G.parameters(), config, config.optim.lr_g)
         self.opt_D = make_optimizer(self.D.parameters(), config, config.optim.lr_d)
         self.loss = build_loss(config.loss.name)
+        lc = config.loss
+        self.smoothing = (
+            lc.real_label != (1.0, 1.0) or lc.fake_label != (0.0, 0.0) or lc.flip_prob > 0
+        )
+        self.replay = ReplayBuffer(t.replay_size) if t.replay_size else None
 
-        indices = dataset.split_indices(config.data.split)
-        labels = None if dataset.labels is None else dataset.labels[indices]
         try:
             self.sampler = BatchSampler(
                 dataset.images[indices],
@@ -173,6 +181,7 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         write_text_atomic(self.run_dir / "config.yaml", config.to_yaml())
+        write_json_atomic(self.run_dir / "classes.json", self.class_names)
         self.metrics = MetricsLog(self.run_dir, self.step, t.tensorboard)
 
     # --- One step --------------------------------------------------------------------------
@@ -206,9 +215,16 @@ class Trainer:
         z, c_fake = self._latents(self.config.train.batch_size)
         with torch.set_grad_enabled(keep_fake_graph):
             fake = self.G(z, c_fake)
-        real_out, fake_out = self.D(real, c_real), self.D(fake.detach(), c_fake)
+        fake_d, c_fake_d = self._with_replay(fake.detach(), c_fake)
+        real_out = self.D(self._instance_noise(real), c_real)
+        fake_out = self.D(self._instance_noise(fake_d), c_fake_d)
         real_logits, fake_logits = adversarial_logits(real_out), adversarial_logits(fake_out)
-        d_loss = self.loss.d_loss(real_logits, fake_logits)
+        if self.smoothing:
+            targets = d_targets(len(real), lc.real_label, lc.fake_label, lc.flip_prob,
+                                self.noise, self.device)  # fmt: skip
+            d_loss = self.loss.d_loss(real_logits, fake_logits, *targets)
+        else:
+            d_loss = self.loss.d_loss(real_logits, fake_logits)
         stats = {
             "score_real": real_logits.detach().mean(),
             "score_fake": fake_logits.detach().mean(),
@@ -217,7 +233,7 @@ class Trainer:
             stats["d_real"] = torch.sigmoid(real_logits.detach()).mean()
             stats["d_fake"] = torch.sigmoid(fake_logits.detach()).mean()
         if isinstance(real_out, tuple):  # auxiliary classifier (ACGAN): classify both
-            aux = F.cross_entropy(real_out[1], c_real) + F.cross_entropy(fake_out[1], c_fake)
+            aux = F.cross_entropy(real_out[1], c_real) + F.cross_entropy(fake_out[1], c_fake_d)
             d_loss = d_loss + lc.aux_weight * aux
             stats["aux_loss_d"] = aux.detach()
             stats["aux_acc_real"] = (real_out[1].argmax(1) == c_real).float().mean()
@@ -241,6 +257,8 @@ class Trainer:
         self.opt_D.step()
         if lc.clip:
             clip_weights(self.D, lc.clip)
+        if self.replay is not None:
+            self.replay.push(fake.detach(), c_fake)
         stats["loss_d"] = d_loss.detach()
         return stats, fake, c_fake
 
@@ -250,7 +268,7 @@ class Trainer:
         """One G update through D's judgement of `fake` (which must carry G's graph)."""
         lc = self.config.loss
         self.D.requires_grad_(False)  # G's update needs gradients through D, not for D
-        out = self.D(fake, c_fake)
+        out = self.D(self._instance_noise(fake), c_fake)
         g_loss = self.loss.g_loss(adversarial_logits(out))
         stats = {}
         if isinstance(out, tuple):
@@ -268,6 +286,26 @@ class Trainer:
         stats["loss_g"] = g_loss.detach()
         return stats
 
+    def _instance_noise(self, img: torch.Tensor) -> torch.Tensor:
+        """D's view of a batch: with instance noise, img + N(0, std²) (Sønderby et al. 2017)."""
+        t = self.config.train
+        std = instance_noise_std(t.instance_noise, t.instance_noise_anneal, self.step)
+        if std == 0:
+            return img
+        return img + std * torch.randn(img.shape, generator=self.noise, device=img.device)
+
+    def _with_replay(
+        self, fake: torch.Tensor, c_fake: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """On replay steps, the first replay_fraction of the fakes D sees come from the buffer."""
+        t = self.config.train
+        if self.replay is None or not len(self.replay) or self.step % t.replay_every:
+            return fake, c_fake
+        k = max(1, round(t.replay_fraction * len(fake)))
+        old, old_c = self.replay.sample(k, self.noise)
+        mixed_c = None if c_fake is None else torch.cat([old_c, c_fake[k:]])
+        return torch.cat([old, fake[k:]]), mixed_c
+
     def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Noise (and, for conditional families, uniformly drawn class labels) for n fakes."""
         z = torch.randn(n, self.config.model.z_dim, generator=self.noise, device=self.device)
@@ -279,7 +317,7 @@ class Trainer:
 
     def _apply_lr_schedule(self) -> None:
         o = self.config.optim
-        factor = scheduled_value(o.lr_schedule, self.step, 1.0)
+        factor = lr_factor(o, self.step, self.total_steps, len(self.sampler))
         for optimizer, base in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
             for group in optimizer.param_groups:
                 group["lr"] = base * factor
@@ -422,6 +460,8 @@ class Trainer:
             "noise_rng": self.noise.get_state(),
             "sampler": self.sampler.state_dict(),
         }
+        if self.replay is not None:
+            training_state["replay"] = self.replay.state_dict()
         if self.device.type == "cuda":
             training_state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         state = {
@@ -454,6 +494,8 @@ class Trainer:
         if "cuda_rng" in ts and self.device.type == "cuda":
             torch.cuda.set_rng_state(ts["cuda_rng"], self.device)
         self.sampler.load_state_dict(ts["sampler"])
+        if self.replay is not None and "replay" in ts:
+            self.replay.load_state_dict(ts["replay"])
         self.step = saved.step
         self.images_seen = int(saved.state.get("images_seen", 0))
         self.elapsed = float(saved.state.get("elapsed_s", 0.0))
@@ -486,7 +528,34 @@ def train(
 # --- Helpers ----------------------------------------------------------------------------------
 
 
-def _resolve_model_shape(config: Config, dataset: Any, conditional: bool) -> Config:
+def select_training_images(
+    dataset: Any, data: Any
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Indices and labels of the images to train on, and the class names.
+
+    `data.split` leaves out the validation split; `data.classes` keeps only the named
+    classes (seeds/001 trained on 5 of 14 genres) and renumbers them 0..k-1 in that order.
+    """
+    indices = dataset.split_indices(data.split)
+    labels = None if dataset.labels is None else np.asarray(dataset.labels[indices])
+    names = dataset.classes
+    if not data.classes:
+        return indices, labels, names
+    if labels is None:
+        raise ConfigError(f"data.classes is set but the dataset {data.path} has no labels")
+    unknown = [c for c in data.classes if c not in names]
+    if unknown:
+        raise ConfigError(
+            f"data.classes: {', '.join(unknown)} not in the dataset; its classes: {', '.join(names)}"
+        )
+    old_ids = np.array([names.index(c) for c in data.classes])
+    keep = np.isin(labels, old_ids)
+    new_id = {old: new for new, old in enumerate(old_ids.tolist())}
+    relabelled = np.array([new_id[int(v)] for v in labels[keep]], dtype=np.int64)
+    return indices[keep], relabelled, list(data.classes)
+
+
+def _resolve_model_shape(config: Config, dataset: Any, num_classes: int) -> Config:
     """Fill the model's resolution, channels (and, if conditional, classes) from the data."""
     m = config.model
     have = {"resolution": dataset.resolution, "channels": dataset.channels}
@@ -497,20 +566,19 @@ def _resolve_model_shape(config: Config, dataset: Any, conditional: bool) -> Con
                 f"prepare it again with --{'size' if key == 'resolution' else 'channels'} "
                 f"{wanted}, or pass --set model.{key}={have[key]}"
             )
-    num_classes = m.num_classes
-    if conditional:
-        classes = len(dataset.classes)
-        if classes == 0 or dataset.labels is None:
-            raise ConfigError(
-                f"model.family={m.family!r} is class-conditional but the dataset "
-                f"{config.data.path} has no labels; prepare it with --labels subfolders"
-            )
-        if num_classes not in (0, classes):
-            raise ConfigError(
-                f"model.num_classes={num_classes} but the dataset has {classes} classes"
-            )
-        num_classes = classes
-    model = dataclasses.replace(m, num_classes=num_classes, **have)
+    conditional = get_family(m.family).conditional
+    if conditional and num_classes == 0:
+        raise ConfigError(
+            f"model.family={m.family!r} is class-conditional but the dataset "
+            f"{config.data.path} has no labels; prepare it with --labels subfolders"
+        )
+    if conditional and m.num_classes not in (0, num_classes):
+        raise ConfigError(
+            f"model.num_classes={m.num_classes} but the data has {num_classes} classes"
+        )
+    model = dataclasses.replace(
+        m, num_classes=num_classes if conditional else m.num_classes, **have
+    )
     return dataclasses.replace(config, model=model)
 
 
