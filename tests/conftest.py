@@ -91,4 +91,8 @@ TINY_MODELS = {
     "sngan": {"model.g_width": 16, "model.d_width": 16, "model.z_dim": 16},
     "biggan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 18, "model.shared_dim": 8,
                "model.attention_resolution": 8},
+    "cdcgan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16},
+    "acgan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16},
+    "projection": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16,
+                   "model.embed_dim": 8},
 }  # fmt: skip

@@ -25,7 +25,7 @@ def test_every_family_has_tiny_test_settings():
 def test_every_preset_trains_a_few_steps_without_nan(preset, labelled_dataset, tmp_path):
     family = load_config(preset=preset).model.family
     overrides = {**SHRINK, **TINY_MODELS[family], "data.path": str(labelled_dataset.path),
-                 "train.steps": 3, "train.epochs": None}  # fmt: skip
+                 "train.steps": 3, "train.epochs": None, "data.classes": []}  # fmt: skip
     cfg = load_config(preset=preset, overrides=overrides)
     result = train(cfg, tmp_path / "run", progress=False)
     assert result.step == 3
@@ -49,6 +49,10 @@ LEARNING = {
               "optim.betas": [0.0, 0.9]},
     "biggan": {"loss.name": "hinge", "optim.lr_g": 1e-3, "optim.lr_d": 1e-3,
                "optim.betas": [0.0, 0.9]},
+    "cdcgan": {"loss.name": "nonsaturating", "optim.lr_g": 1e-3, "optim.lr_d": 1e-3},
+    "acgan": {"loss.name": "nonsaturating", "optim.lr_g": 1e-3, "optim.lr_d": 1e-3},
+    "projection": {"loss.name": "hinge", "optim.lr_g": 1e-3, "optim.lr_d": 1e-3,
+                   "optim.betas": [0.0, 0.9]},
 }  # fmt: skip
 
 

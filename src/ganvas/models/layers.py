@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
+
+from ganvas.config import ConfigError
 
 
 def init_dcgan_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -208,3 +210,37 @@ class ResidualDownBlock(nn.Module):
         if self.shortcut is not None:
             skip = self.shortcut(skip)
         return h + skip
+
+
+# --- DCGAN-shaped conditional families (cDCGAN, ACGAN, projection) -------------------------
+
+
+def stage_dropout(rates: Sequence[float], stage: int) -> list[nn.Module]:
+    """`[nn.Dropout2d(rates[stage])]` if a rate is configured for `stage`, else `[]`: splice it
+    into a layer list right after that stage (a model with `rates=()` keeps its module tree).
+
+    Dropout2d zeroes whole feature maps: neighbouring activations of a conv map are strongly
+    correlated, so element-wise dropout would be mostly undone by the next conv.
+    """
+    return [nn.Dropout2d(rates[stage])] if stage < len(rates) else []
+
+
+def activation(kind: Literal["relu", "leaky_relu"], slope: float = 0.2) -> nn.Module:
+    """ReLU or LeakyReLU(`slope`), in place (every caller applies it right after a norm)."""
+    return nn.LeakyReLU(slope, inplace=True) if kind == "leaky_relu" else nn.ReLU(inplace=True)
+
+
+def check_num_classes(num_classes: int, family: str) -> None:
+    """Raise ConfigError unless a class-conditional family has classes to condition on."""
+    if num_classes < 1:
+        raise ConfigError(
+            f"model.num_classes={num_classes}: {family} is class-conditional and needs a "
+            "labelled dataset (e.g. `ganvas prepare --labels subfolders`) or model.num_classes >= 1"
+        )
+
+
+def need_labels(c: torch.Tensor | None, family: str, who: str) -> torch.Tensor:
+    """`c` itself, or a ValueError saying that `who` (e.g. 'G(z, c)') needs class labels."""
+    if c is None:
+        raise ValueError(f"{family} is class-conditional: {who} needs class labels c [N] (int64)")
+    return c

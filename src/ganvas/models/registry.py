@@ -96,7 +96,16 @@ def build_models(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return family.generator(config), family.discriminator(config)
 
 
-BUILTIN_FAMILY_MODULES = ("dcgan", "wgan", "wgan_gp", "sngan", "biggan")
+BUILTIN_FAMILY_MODULES = (
+    "dcgan",
+    "wgan",
+    "wgan_gp",
+    "sngan",
+    "biggan",
+    "cdcgan",
+    "acgan",
+    "projection",
+)
 
 
 def _load_builtin_families() -> None:
