@@ -91,7 +91,7 @@ def class_accuracy(
                  "data.path": str(data), "train.steps": steps, "train.batch_size": 32,
                  "train.device": "cpu", "train.tensorboard": False, "train.log_interval": 100,
                  "train.sample_interval": steps, "train.checkpoint_interval": steps,
-                 "optim.lr_g": 1e-3, "optim.lr_d": 1e-3, "train.n_samples": 16}  # fmt: skip
+                 "optim.lr_g": 2e-4, "optim.lr_d": 2e-4, "train.n_samples": 16}  # fmt: skip
     started = time.perf_counter()
     train(load_config(overrides=overrides), run, new=True, progress=False)
     seconds = time.perf_counter() - started

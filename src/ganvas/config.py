@@ -92,6 +92,7 @@ class LossConfig:
     clip: float = 0.0  # WGAN weight clipping bound for D's parameters; 0 = off
     ortho_weight: float = 0.0  # BigGAN orthogonal regularization of G's weights
     aux_weight: float = 1.0  # weight of the class loss for families with a classifier head
+    aux_fakes_in_d: bool = False  # also train D's class head on fakes (the ACGAN paper's L_C)
     real_label: tuple[float, float] = (1.0, 1.0)  # D's target for reals, uniform in the range
     fake_label: tuple[float, float] = (0.0, 0.0)  # ... and for fakes (label smoothing)
     flip_prob: float = 0.0  # chance that a D target is swapped with the other kind (flipping)

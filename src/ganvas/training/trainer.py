@@ -232,8 +232,13 @@ class Trainer:
         if self.loss.probabilistic:
             stats["d_real"] = torch.sigmoid(real_logits.detach()).mean()
             stats["d_fake"] = torch.sigmoid(fake_logits.detach()).mean()
-        if isinstance(real_out, tuple):  # auxiliary classifier (ACGAN): classify both
-            aux = F.cross_entropy(real_out[1], c_real) + F.cross_entropy(fake_out[1], c_fake_d)
+        if isinstance(real_out, tuple):  # auxiliary classifier (ACGAN)
+            # By default D's class head learns from real images only: trained on fakes too,
+            # D and G can agree on any labelling of the fakes, and the classes drift away
+            # from what they look like in the data (seen on our colour test set).
+            aux = F.cross_entropy(real_out[1], c_real)
+            if lc.aux_fakes_in_d:
+                aux = aux + F.cross_entropy(fake_out[1], c_fake_d)
             d_loss = d_loss + lc.aux_weight * aux
             stats["aux_loss_d"] = aux.detach()
             stats["aux_acc_real"] = (real_out[1].argmax(1) == c_real).float().mean()
