@@ -31,14 +31,16 @@ from functools import partial
 import torch
 from torch import nn
 
-from ganvas.config import ConfigError, check
+from ganvas.config import check
 from ganvas.models.layers import (
     ConditionalBatchNorm2d,
     ResidualDownBlock,
     ResidualUpBlock,
     SelfAttention,
+    check_num_classes,
     discriminator_downsampling,
     init_resnet_weights,
+    need_labels,
     resnet_width,
     sn,
 )
@@ -92,20 +94,6 @@ class BigGANConfig(ModelConfig):
         return int(math.log2(self.resolution)) - 1
 
 
-def _check_buildable(cfg: BigGANConfig) -> None:
-    if cfg.num_classes < 1:
-        raise ConfigError(
-            f"model.num_classes={cfg.num_classes}: biggan is class-conditional and needs a "
-            "labelled dataset (e.g. `ganvas prepare --labels subfolders`) or model.num_classes >= 1"
-        )
-
-
-def _need_labels(c: torch.Tensor | None, who: str) -> torch.Tensor:
-    if c is None:
-        raise ValueError(f"biggan is class-conditional: {who} needs class labels c [N] (int64)")
-    return c
-
-
 def _width(side: int, cfg: BigGANConfig, ch: int) -> int:
     if cfg.resolution <= 32:
         return resnet_width(side, cfg.resolution, 4 * ch, 4 * ch, flat_below=32)
@@ -115,7 +103,7 @@ def _width(side: int, cfg: BigGANConfig, ch: int) -> int:
 class Generator(nn.Module):
     def __init__(self, cfg: BigGANConfig) -> None:
         super().__init__()
-        _check_buildable(cfg)
+        check_num_classes(cfg.num_classes, "biggan")
         self.z_dim = cfg.z_dim
         self.chunk = cfg.z_dim // cfg.z_chunks
         sides = [2**i for i in range(2, int(math.log2(cfg.resolution)) + 1)]  # 4, 8, ..., R
@@ -144,7 +132,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """z [N, z_dim], c [N] int64 → images [N, C, R, R] in [-1, 1]."""
-        c = _need_labels(c, "G(z, c)")
+        c = need_labels(c, "biggan", "G(z, c)")
         zs = z.split(self.chunk, dim=1)  # (num_blocks + 1) × [N, chunk]
         e = self.shared(c)  # [N, shared_dim]
         h = self.linear(zs[0]).view(z.shape[0], -1, 4, 4)  # [N, w0, 4, 4]
@@ -158,7 +146,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, cfg: BigGANConfig) -> None:
         super().__init__()
-        _check_buildable(cfg)
+        check_num_classes(cfg.num_classes, "biggan")
         self.blocks = nn.ModuleList()
         self.attention_after, self.attention = -1, None
         side, w_in = cfg.resolution, cfg.channels
@@ -187,7 +175,7 @@ class Discriminator(nn.Module):
         h = torch.relu(h).sum(dim=(2, 3))  # global sum pooling: [N, w]
         logits = self.linear(h).squeeze(1)  # [N]
         if self.embed is not None:
-            logits = logits + (self.embed(_need_labels(c, "D(img, c)")) * h).sum(dim=1)
+            logits = logits + (self.embed(need_labels(c, "biggan", "D(img, c)")) * h).sum(dim=1)
         if self.classifier is None:
             return logits
         return logits, self.classifier(h)  # [N], [N, num_classes]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ganvas.config import check
-from ganvas.models.layers import pyramid_widths
+from ganvas.models.layers import pyramid_widths, stage_dropout
 from ganvas.models.registry import Family, ModelConfig, register_family
 
 LEAKY_SLOPE = 0.2  # for critic_activation='leaky_relu'
@@ -61,15 +61,6 @@ class WGANGPConfig(ModelConfig):
             f"model.critic_activation={self.critic_activation!r} is not allowed; "
             "choose one of 'relu', 'leaky_relu'",
         )
-
-
-def _stage_dropout(rates: tuple[float, ...], stage: int) -> list[nn.Module]:
-    """Dropout after `stage` if a rate is configured for it, else nothing.
-
-    Dropout2d zeroes whole feature maps: neighbouring activations of a conv map are strongly
-    correlated, so element-wise dropout would be mostly undone by the next 3×3 conv.
-    """
-    return [nn.Dropout2d(rates[stage])] if stage < len(rates) else []
 
 
 # --- Generator -----------------------------------------------------------------------------
@@ -109,7 +100,7 @@ class Generator(nn.Module):
         self.fc = nn.Linear(cfg.z_dim, 4 * 4 * widths[0], bias=False)
         stages: list[nn.Module] = []
         for i, (w_in, w_out) in enumerate(zip(widths, outs)):
-            stages += [UpBlock(w_in, w_out), *_stage_dropout(cfg.g_dropout, i)]
+            stages += [UpBlock(w_in, w_out), *stage_dropout(cfg.g_dropout, i)]
         self.blocks = nn.Sequential(*stages)
         self.to_img = nn.Sequential(
             nn.BatchNorm2d(widths[-1]),
@@ -166,7 +157,7 @@ class Critic(nn.Module):
         stages: list[nn.Module] = []
         for i, (w_in, w_out) in enumerate(zip(ins, widths)):
             stages += [DownBlock(w_in, w_out, cfg.critic_activation)]
-            stages += _stage_dropout(cfg.d_dropout, i)
+            stages += stage_dropout(cfg.d_dropout, i)
         self.blocks = nn.Sequential(*stages)
         self.act = _activation(cfg.critic_activation)
         self.head = nn.Linear(4 * 4 * widths[-1], 1)  # linear score: no sigmoid
