@@ -95,4 +95,6 @@ TINY_MODELS = {
     "acgan": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16},
     "projection": {"model.g_width": 8, "model.d_width": 8, "model.z_dim": 16,
                    "model.embed_dim": 8},
+    "progan": {"model.z_dim": 16, "model.max_width": 16, "model.width_base": 128,
+               "model.start_resolution": 4},
 }  # fmt: skip

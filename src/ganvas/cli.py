@@ -117,6 +117,15 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Shortcut for --set train.steps=N.")] = None,
     device: Annotated[str | None, typer.Option(help="Shortcut for --set train.device=...")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Start from this run's newest weights (fine-tuning).")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the plan (stages, batches, parameters); train nothing."
+        ),
+    ] = False,
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
@@ -130,6 +139,14 @@ def train(
         overrides.append(f"train.steps={steps}")
     if device is not None:
         overrides.append(f"train.device={device}")
+    if init_from is not None:
+        overrides.append(f"train.init_from={init_from}")
+    if dry_run:
+        try:
+            _print_plan(load_config(preset=preset, config_file=config, overrides=overrides))
+        except _user_errors() as err:
+            _fail(err)
+        return
     try:
         cfg = load_config(preset=preset, config_file=config, overrides=overrides)
         if preset is None and config is None:
@@ -175,6 +192,9 @@ def sample(
     ] = True,
     nrow: Annotated[int | None, typer.Option(help="Images per grid row.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    resolution: Annotated[
+        int | None, typer.Option(help="Growing GANs (ProGAN): sample at this finished resolution.")
+    ] = None,
 ) -> None:
     """Draw images from a trained generator, as a grid and/or one file per image."""
     from ganvas.generate import load
@@ -185,6 +205,8 @@ def sample(
         _fail(ValueError(f"--n {n} and --n-per-class {n_per_class} must lie in 1..100000"))
     try:
         pipeline = load(run, checkpoint=checkpoint, device=device, ema=ema)
+        if resolution is not None:
+            pipeline.set_resolution(resolution)
         if (class_ or class_swap) and not pipeline.conditional:
             raise ValueError(f"{run} is not class-conditional: --class and --class-swap need one")
         chosen = None if not class_ or "all" in class_ else list(class_)
@@ -261,6 +283,32 @@ def presets() -> None:
         cfg = load_config(preset=name)
         table.add_row(name, cfg.model.family, str(cfg.model.resolution or "data"), cfg.description)
     Console().print(table)
+
+
+def _print_plan(cfg) -> None:
+    from rich.table import Table
+
+    from ganvas.data.store import load_dataset
+    from ganvas.training.plan import plan_rows
+
+    dataset_size = None
+    if cfg.data.path and Path(cfg.data.path).is_dir():
+        dataset = load_dataset(cfg.data.path)
+        dataset_size = len(dataset)
+        cfg = cfg.replace(
+            **{"model.resolution": dataset.resolution, "model.channels": dataset.channels}
+        )
+    rows = plan_rows(cfg, dataset_size)
+    table = Table(*rows[0].keys(), title=f"{cfg.model.family}: the plan (nothing is trained)")
+    for row in rows:
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    out = Console()
+    if not out.is_terminal:
+        out.width = 160  # piped or logged: do not cut the table to 80 columns
+    out.print(table)
+    total = sum(r["steps"] for r in rows if isinstance(r["steps"], int))
+    if total:
+        out.print(f"{total:,} steps in all")
 
 
 def main() -> None:

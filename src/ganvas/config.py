@@ -146,6 +146,7 @@ class TrainConfig:
     replay_every: int = 1  # replay into every N-th step's D updates
     replay_fraction: float = 0.5  # share of D's fake batch taken from the buffer then
     tensorboard: bool = True
+    init_from: str = ""  # start from the weights of this run's newest checkpoint (fine-tuning)
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
@@ -172,12 +173,33 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ProgressiveConfig:
+    """Progressive growing (ProGAN): used by families that grow, ignored by the others."""
+
+    batch_sizes: tuple[int, ...] = (16,)  # per resolution from the start one; the last repeats
+    stage_epochs: float = 0.0  # length of each stage in passes over the data (seeds/000: 30)
+    stage_kimg: float = 600.0  # ... or in thousands of real images, when stage_epochs is 0
+    fade_fraction: float = 0.5  # share of each stage after the first spent fading the new layers in
+    lrs: tuple[float, ...] = ()  # per-resolution learning rate for G and D; () = optim.lr_g/lr_d
+
+    def __post_init__(self) -> None:
+        check(len(self.batch_sizes) >= 1 and all(b >= 1 for b in self.batch_sizes),
+              f"progressive.batch_sizes={list(self.batch_sizes)} must be positive")  # fmt: skip
+        check(self.stage_epochs >= 0, f"progressive.stage_epochs={self.stage_epochs} must be >= 0")
+        check(self.stage_kimg > 0, f"progressive.stage_kimg={self.stage_kimg} must be > 0")
+        check(0 <= self.fade_fraction <= 1,
+              f"progressive.fade_fraction={self.fade_fraction} must lie in [0, 1]")  # fmt: skip
+        check(all(lr > 0 for lr in self.lrs), f"progressive.lrs={list(self.lrs)} must be > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     model: Any  # a family's config dataclass (ganvas.models.registry.ModelConfig subclass)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,6 +303,7 @@ class _ConfigRest:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     description: str = ""
 
 

@@ -41,6 +41,12 @@ class GeneratorPipeline:
     def z_dim(self) -> int:
         return self.config.model.z_dim
 
+    def set_resolution(self, resolution: int) -> None:
+        """Growing GANs (ProGAN): sample at any finished resolution up to the reached one."""
+        if not hasattr(self.G, "set_stage"):
+            raise ValueError(f"{self.config.model.family} does not grow; it samples at one size")
+        self.G.set_stage(resolution, 1.0)
+
     def latents(self, n: int, seed: int = 0) -> torch.Tensor:
         """The z vectors `sample(n, seed)` uses: drawn on the CPU, so equal on every device."""
         g = torch.Generator().manual_seed(seed)
@@ -236,6 +242,9 @@ def load(
     if name not in saved.weights:
         raise CheckpointError(f"{folder} has no {name}.safetensors")
     G.load_state_dict(saved.weights[name])
+    if hasattr(G, "set_stage"):  # a growing GAN samples at the stage it had reached
+        G.set_stage(int(saved.state.get("resolution", config.model.resolution)),
+                    float(saved.state.get("alpha", 1.0)))  # fmt: skip
     device = torch.device(device)
     G = G.to(device).eval().requires_grad_(False)
     classes_file = run_dir / "classes.json"

@@ -244,3 +244,113 @@ def need_labels(c: torch.Tensor | None, family: str, who: str) -> torch.Tensor:
     if c is None:
         raise ValueError(f"{family} is class-conditional: {who} needs class labels c [N] (int64)")
     return c
+
+
+# --- Progressive-growing blocks (ProGAN; the StyleGAN family reuses the same ones) ----------
+
+
+class EqualizedConv2d(nn.Module):
+    """Conv2d with the equalized learning rate of Karras et al. (2018, section 4.1).
+
+    The weight is stored N(0, 1) and multiplied at run time by He's constant
+    `gain / sqrt(fan_in)`, fan_in = in_channels · k · k. Adam normalises each update by the
+    gradient's running scale, so a stored weight of unit scale gets the same relative step
+    in every layer, whatever its fan-in. gain √2 suits a (leaky) ReLU after the layer, 1 a
+    linear output. Biases start at 0 and are not scaled.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        padding: int = 0,
+        dilation: int = 1,
+        bias: bool = True,
+        gain: float = math.sqrt(2),
+    ) -> None:
+        super().__init__()
+        self.padding, self.dilation = padding, dilation
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)  # a float, not state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, C_in, H, W] → [N, C_out, H', W']."""
+        return F.conv2d(
+            x, self.weight * self.scale, self.bias, padding=self.padding, dilation=self.dilation
+        )
+
+    def extra_repr(self) -> str:
+        out_c, in_c, k, _ = self.weight.shape
+        return (
+            f"{in_c}, {out_c}, kernel_size={k}, padding={self.padding}, "
+            f"dilation={self.dilation}, scale={self.scale:.4g}, bias={self.bias is not None}"
+        )
+
+
+class EqualizedLinear(nn.Module):
+    """Linear layer with the equalized learning rate (see `EqualizedConv2d`): weight stored
+    N(0, 1), scaled by `gain / sqrt(in_features)` in forward; bias starts at 0."""
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, gain: float = math.sqrt(2)
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.scale = gain / math.sqrt(in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, in_features] → [N, out_features]."""
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+    def extra_repr(self) -> str:
+        out_f, in_f = self.weight.shape
+        return f"{in_f}, {out_f}, scale={self.scale:.4g}, bias={self.bias is not None}"
+
+
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit mean square over channels (Karras et al.
+    2018, section 4.2): x / sqrt(mean_c(x²) + eps). Works on [N, C] latents and [N, C, H, W]
+    maps alike; keeps G's activations from escalating when G and D compete."""
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps)
+
+
+def mbstd_group_size(batch: int, group_size: int) -> int:
+    """The largest divisor of `batch` that is <= `group_size` (at least 1)."""
+    return next(g for g in range(min(group_size, batch), 0, -1) if batch % g == 0)
+
+
+class MinibatchStdDev(nn.Module):
+    """Minibatch standard deviation (Karras et al. 2018, section 3): append one feature map
+    holding how much the samples of each group differ, so D can tell a batch of near-copies
+    (mode collapse) from a varied one.
+
+    Samples n, n + M, n + 2M, … (M = N / G) form a group of G = min(group_size, N), or the
+    largest divisor of N below that; the std over the group, averaged over channels and
+    pixels, is one number per group, broadcast over that group's [1, H, W] map.
+    [N, C, H, W] → [N, C + 1, H, W].
+    """
+
+    def __init__(self, group_size: int = 4, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.group_size, self.eps = group_size, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = mbstd_group_size(n, self.group_size)
+        y = x.view(g, n // g, c, h, w)  # [G, M, C, H, W]
+        y = (y.var(dim=0, unbiased=False) + self.eps).sqrt()  # [M, C, H, W]
+        y = y.mean(dim=(1, 2, 3)).view(1, -1, 1, 1, 1)  # [1, M, 1, 1, 1]
+        y = y.expand(g, -1, 1, h, w).reshape(n, 1, h, w)  # sample n gets its group's value
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}"

@@ -9,6 +9,8 @@ The contract every family keeps:
     D = Discriminator(cfg);  D(img, c | None) → logits [N]
         or, for families with an auxiliary classifier, (logits [N], class_logits [N, K])
 Unconditional families accept and ignore c; conditional ones (Family.conditional) need it.
+Growing families (ProGAN) also have `set_stage(resolution, alpha)` on G and D; their G's
+output layer is linear, trained toward [-1, 1] (samplers clamp).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ BUILTIN_FAMILY_MODULES = (
     "cdcgan",
     "acgan",
     "projection",
+    "progan",
 )
 
 

@@ -102,6 +102,9 @@ def make_progress_gif(samples_dir: Path, dest: Path, max_frames: int = 100) -> b
     if chosen[-1] != frames[-1]:
         chosen.append(frames[-1])
     images = [Image.open(f).convert("RGB") for f in chosen]
+    size = max((im.size for im in images), key=lambda wh: wh[0] * wh[1])
+    # A growing GAN's early grids are smaller: show every frame at the final size.
+    images = [im if im.size == size else im.resize(size, Image.NEAREST) for im in images]
     save_image_atomic(
         dest, images[0], save_all=True, append_images=images[1:], duration=200, loop=0
     )

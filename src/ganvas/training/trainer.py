@@ -54,6 +54,7 @@ from ganvas.training.monitors import (
     save_grid,
     tensor_to_uint8,
 )
+from ganvas.training.progressive import ProgressiveSchedule, reals_at
 from ganvas.training.tricks import ReplayBuffer, d_targets, instance_noise_std, lr_factor
 
 # Settings that may change when a run resumes; anything else must match the saved config.
@@ -68,6 +69,7 @@ RESUMABLE_KEYS = (
     "train.checkpoint_interval",
     "train.keep_checkpoints",
     "train.tensorboard",
+    "train.init_from",
 )
 RUN_OUTPUTS = (
     "checkpoints",
@@ -153,11 +155,14 @@ class Trainer:
         )
         self.replay = ReplayBuffer(t.replay_size) if t.replay_size else None
 
+        largest_batch = t.batch_size
+        if hasattr(self.G, "set_stage"):
+            largest_batch = max(config.progressive.batch_sizes)
         try:
             self.sampler = BatchSampler(
                 dataset.images[indices],
                 labels,
-                t.batch_size,
+                largest_batch,
                 t.seed,
                 self.device,
                 config.data.hflip,
@@ -168,6 +173,13 @@ class Trainer:
         self.total_steps = t.steps
         if t.epochs is not None:
             self.total_steps = math.ceil(t.epochs * len(self.sampler) / t.d_steps)
+        self.schedule = None  # families that grow (ProGAN) follow a progressive schedule
+        if hasattr(self.G, "set_stage"):
+            self.schedule = ProgressiveSchedule.build(
+                config.progressive, config.model.start_resolution, config.model.resolution,
+                len(indices), t.d_steps,
+            )  # fmt: skip
+            self.total_steps = self.schedule.total_steps
         self.noise = torch.Generator(self.device).manual_seed(t.seed + 1)
         fixed = torch.Generator().manual_seed(t.seed + 2)
         self.fixed_z = torch.randn(t.n_samples, config.model.z_dim, generator=fixed).to(self.device)
@@ -180,6 +192,9 @@ class Trainer:
         self.elapsed = 0.0
         if resume_from is not None:
             self._restore(resume_from)
+        elif t.init_from:
+            self._init_from(t.init_from)
+        self._set_stage()
         write_text_atomic(self.run_dir / "config.yaml", config.to_yaml())
         write_json_atomic(self.run_dir / "classes.json", self.class_names)
         self.metrics = MetricsLog(self.run_dir, self.step, t.tensorboard)
@@ -188,6 +203,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """d_steps discriminator updates, then one generator update. Returns detached stats."""
+        self._set_stage()
         self._apply_lr_schedule()
         d_steps = scheduled_value(self.config.train.d_steps_schedule, self.step,
                                   self.config.train.d_steps)  # fmt: skip
@@ -196,7 +212,7 @@ class Trainer:
                 keep_fake_graph=i == d_steps - 1, first=i == 0
             )
         stats.update(self.generator_step(fake, c_fake))
-        self.images_seen += self.config.train.batch_size * d_steps
+        self.images_seen += self.batch_size * d_steps
         return stats
 
     def discriminator_step(
@@ -210,9 +226,11 @@ class Trainer:
         where the lazy R1/R2 penalties may apply.
         """
         lc = self.config.loss
-        real, c_real = self.sampler.next()
+        real, c_real = self.sampler.next(self.batch_size)
+        if self.schedule is not None:
+            real = reals_at(real, self.resolution, self.alpha)
         c_real = c_real if self.conditional else None
-        z, c_fake = self._latents(self.config.train.batch_size)
+        z, c_fake = self._latents(self.batch_size)
         with torch.set_grad_enabled(keep_fake_graph):
             fake = self.G(z, c_fake)
         fake_d, c_fake_d = self._with_replay(fake.detach(), c_fake)
@@ -291,6 +309,34 @@ class Trainer:
         stats["loss_g"] = g_loss.detach()
         return stats
 
+    def _set_stage(self) -> None:
+        """Batch size, and for growing families the resolution and fade-in alpha, of this step."""
+        self.batch_size = self.config.train.batch_size
+        self.resolution, self.alpha = self.config.model.resolution, 1.0
+        if self.schedule is None:
+            return
+        stage, self.alpha = self.schedule.at(self.step)
+        self.batch_size, self.resolution = stage.batch_size, stage.resolution
+        for net in (self.G, self.D, self.G_ema):
+            if net is not None:
+                net.set_stage(self.resolution, self.alpha)
+
+    def _init_from(self, run: str) -> None:
+        """Fine-tuning: start from another run's newest weights (fresh optimizers, step 0)."""
+        source = ckpt.resolve_checkpoint(run)
+        saved = ckpt.load_checkpoint(source, device=self.device)
+        try:
+            self.G.load_state_dict(saved.weights["G"])
+            self.D.load_state_dict(saved.weights["D"])
+            if self.G_ema is not None:
+                self.G_ema.load_state_dict(saved.weights.get("G_ema", saved.weights["G"]))
+        except RuntimeError as err:
+            raise ConfigError(
+                f"train.init_from={run}: its networks do not fit this config's "
+                f"(same family and model settings needed): {str(err).splitlines()[0]}"
+            ) from err
+        self.log(f"initialised from {source}")
+
     def _instance_noise(self, img: torch.Tensor) -> torch.Tensor:
         """D's view of a batch: with instance noise, img + N(0, std²) (Sønderby et al. 2017)."""
         t = self.config.train
@@ -323,7 +369,12 @@ class Trainer:
     def _apply_lr_schedule(self) -> None:
         o = self.config.optim
         factor = lr_factor(o, self.step, self.total_steps, len(self.sampler))
-        for optimizer, base in ((self.opt_G, o.lr_g), (self.opt_D, o.lr_d)):
+        base_g, base_d = o.lr_g, o.lr_d
+        lrs = self.config.progressive.lrs
+        if self.schedule is not None and lrs:
+            index = self.schedule.stages.index(self.schedule.stage_at(self.step))
+            base_g = base_d = lrs[min(index, len(lrs) - 1)]
+        for optimizer, base in ((self.opt_G, base_g), (self.opt_D, base_d)):
             for group in optimizer.param_groups:
                 group["lr"] = base * factor
 
@@ -353,6 +404,7 @@ class Trainer:
         )
         window: dict[str, tuple[torch.Tensor, int]] = {}
         window_steps, window_start, window_images = 0, time.perf_counter(), self.images_seen
+        self._window_start = window_start
         last_saved = self.step if ckpt.find_latest_checkpoint(self.run_dir) else -1
         interrupted = threading.Event()
         with _stop_on_signal(interrupted, self.log), make_progress_bar(self.show_progress) as bar:
@@ -367,6 +419,8 @@ class Trainer:
                     total, count = window.get(key, (0, 0))
                     window[key] = (total + value, count + 1)
                 bar.advance(task)
+                if self.schedule is not None:
+                    self._on_progressive_step(bar, task)
                 at_end = self.step == self.total_steps
                 if self.step % t.log_interval == 0 or at_end:
                     now = time.perf_counter()
@@ -380,6 +434,7 @@ class Trainer:
                     )
                     window, window_steps = {}, 0
                     window_start, window_images = time.perf_counter(), self.images_seen
+                    self._window_start = window_start
                 if self.step % t.sample_interval == 0 or at_end:
                     self.save_samples()
                 if self.step % t.checkpoint_interval == 0:
@@ -403,6 +458,20 @@ class Trainer:
             self.log(f"stopped at step {self.step}/{self.total_steps}; checkpoint {path}; "
                      "run the same command again to resume")  # fmt: skip
         return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted.is_set())
+
+    def _on_progressive_step(self, bar: Any, task: Any) -> None:
+        """Show stage and alpha; at the end of a stage record how long it took to get there
+        (seeds/000's key figure was the time until 128×128) and save a sample grid."""
+        stage, alpha = self.schedule.at(self.step - 1)
+        bar.update(task, description=f"{stage.resolution}px α{alpha:.2f}")
+        if self.step == stage.end_step:
+            elapsed = self.elapsed + time.perf_counter() - self._window_start
+            self.metrics.write({"step": self.step, "event": "stage_done",
+                                "resolution": stage.resolution, "time_s": round(elapsed, 2),
+                                "kimg": round(self.images_seen / 1000, 3)})  # fmt: skip
+            self.log(f"reached {stage.resolution}×{stage.resolution} at step {self.step} "
+                     f"after {elapsed:.0f} s ({self.images_seen / 1000:.1f} kimg)")  # fmt: skip
+            self.save_samples()
 
     def _log_window(
         self, window: dict[str, tuple[torch.Tensor, int]], images: int, seconds: float
@@ -473,6 +542,8 @@ class Trainer:
             "images_seen": self.images_seen,
             "elapsed_s": round(self.elapsed, 3),
             "total_steps": self.total_steps,
+            "resolution": self.resolution,
+            "alpha": self.alpha,
             "ganvas_version": __version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
