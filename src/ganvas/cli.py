@@ -301,7 +301,9 @@ def _print_plan(cfg) -> None:
     rows = plan_rows(cfg, dataset_size)
     table = Table(*rows[0].keys(), title=f"{cfg.model.family}: the plan (nothing is trained)")
     for row in rows:
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+        counts = ("images", "steps", "fade steps", "G params", "D params")
+        table.add_row(*(f"{v:,}" if k in counts and isinstance(v, int) else str(v)
+                        for k, v in row.items()))  # fmt: skip
     out = Console()
     if not out.is_terminal:
         out.width = 160  # piped or logged: do not cut the table to 80 columns
