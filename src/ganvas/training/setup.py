@@ -1,0 +1,169 @@
+"""Everything the trainer decides before its first step: the device, the optimizers, which
+images to train on, the model's shape from the data, whether an existing run may resume,
+and the signal handler that turns Ctrl-C / SIGTERM into a clean stop."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganvas.config import Config, ConfigError, config_differences, config_from_dict
+from ganvas.models.registry import get_family
+
+# Settings that may change when a run resumes; anything else must match the saved config.
+RESUMABLE_KEYS = (
+    "description",
+    "data.path",
+    "train.steps",
+    "train.epochs",
+    "train.device",
+    "train.log_interval",
+    "train.sample_interval",
+    "train.checkpoint_interval",
+    "train.keep_checkpoints",
+    "train.tensorboard",
+    "train.init_from",
+)
+RUN_OUTPUTS = (
+    "checkpoints",
+    "samples",
+    "tb",
+    "metrics.jsonl",
+    "config.yaml",
+    "log.txt",
+    "progress.gif",
+)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but no CUDA GPU is available; use cpu or auto")
+    return device
+
+
+def make_optimizer(params: Any, cfg: Config, lr: float) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=o.betas, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=o.betas, weight_decay=o.weight_decay)
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=o.weight_decay)
+
+
+def select_training_images(
+    dataset: Any, data: Any
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Indices and labels of the images to train on, and the class names.
+
+    `data.split` leaves out the validation split; `data.classes` keeps only the named
+    classes (seeds/001 trained on 5 of 14 genres) and renumbers them 0..k-1 in that order.
+    """
+    indices = dataset.split_indices(data.split)
+    labels = None if dataset.labels is None else np.asarray(dataset.labels[indices])
+    names = dataset.classes
+    if not data.classes:
+        return indices, labels, names
+    if labels is None:
+        raise ConfigError(f"data.classes is set but the dataset {data.path} has no labels")
+    unknown = [c for c in data.classes if c not in names]
+    if unknown:
+        raise ConfigError(
+            f"data.classes: {', '.join(unknown)} not in the dataset; its classes: {', '.join(names)}"
+        )
+    old_ids = np.array([names.index(c) for c in data.classes])
+    keep = np.isin(labels, old_ids)
+    new_id = {old: new for new, old in enumerate(old_ids.tolist())}
+    relabelled = np.array([new_id[int(v)] for v in labels[keep]], dtype=np.int64)
+    return indices[keep], relabelled, list(data.classes)
+
+
+def resolve_model_shape(config: Config, dataset: Any, num_classes: int) -> Config:
+    """Fill the model's resolution, channels (and, if conditional, classes) from the data."""
+    m = config.model
+    have = {"resolution": dataset.resolution, "channels": dataset.channels}
+    for key, wanted in (("resolution", m.resolution), ("channels", m.channels)):
+        if wanted is not None and wanted != have[key]:
+            raise ConfigError(
+                f"model.{key}={wanted} but the dataset {config.data.path} has {key} {have[key]}; "
+                f"prepare it again with --{'size' if key == 'resolution' else 'channels'} "
+                f"{wanted}, or pass --set model.{key}={have[key]}"
+            )
+    conditional = get_family(m.family).conditional
+    if conditional and num_classes == 0:
+        raise ConfigError(
+            f"model.family={m.family!r} is class-conditional but the dataset "
+            f"{config.data.path} has no labels; prepare it with --labels subfolders"
+        )
+    if conditional and m.num_classes not in (0, num_classes):
+        raise ConfigError(
+            f"model.num_classes={m.num_classes} but the data has {num_classes} classes"
+        )
+    model = dataclasses.replace(
+        m, num_classes=num_classes if conditional else m.num_classes, **have
+    )
+    return dataclasses.replace(config, model=model)
+
+
+def check_resumable(run_dir: Path, config: Config) -> None:
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.is_file():
+        return
+    import yaml
+
+    saved = config_from_dict(yaml.safe_load(saved_file.read_text()))
+    changed = {
+        k: v for k, v in config_differences(saved, config).items() if k not in RESUMABLE_KEYS
+    }
+    if changed:
+        lines = "; ".join(
+            f"{k}: {a!r} → {b!r}" for k, a, b in ((k, *v) for k, v in changed.items())
+        )
+        raise ConfigError(
+            f"{run_dir} holds a run with other settings ({lines}). Resume with the same "
+            f"settings, choose another --out, or pass --new to start this run over."
+        )
+
+
+def clear_run(run_dir: Path) -> None:
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+class StopOnSignal:
+    """First Ctrl-C (or SIGTERM, e.g. a scheduler's preemption): finish the current step,
+    checkpoint, stop. A second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, flag: threading.Event, log: Callable[[str], None]) -> None:
+        self.flag, self.log, self.previous = flag, log, None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.flag.is_set():
+            raise KeyboardInterrupt
+        self.flag.set()
+        self.log("interrupted: saving a checkpoint after this step (Ctrl-C again to abort)")
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in (self.previous or {}).items():
+            signal.signal(sig, handler)
