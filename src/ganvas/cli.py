@@ -272,6 +272,48 @@ def demo(
 
 
 @app.command()
+def rate(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    n: Annotated[int, typer.Option("--n", help="Samples to rate.")] = 100,
+    question: Annotated[str, typer.Option(help="What to answer yes or no for each sample.")] = (
+        "Does this look like a real image from the data?"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    html: Annotated[
+        Path | None, typer.Option(help="Write a rating page here instead of asking.")
+    ] = None,
+    answers: Annotated[
+        Path | None, typer.Option(help="Record the answers.json the rating page downloaded.")
+    ] = None,
+) -> None:
+    """Rate samples by eye: accuracy with a 95 % interval, saved in RUN/ratings.jsonl."""
+    from ganvas.generate import load
+    from ganvas.rate import rate_in_terminal, record_answers, save_rating, write_html_form
+
+    if not 1 <= n <= 10_000:
+        _fail(ValueError(f"--n {n} must lie in 1..10000"))
+    try:
+        if answers is not None:
+            result = record_answers(answers)
+        else:
+            pipeline = load(run)
+            if html is not None:
+                write_html_form(pipeline, n, question, html, seed=seed)
+                console.print(f"[green]wrote[/] {html}: rate in a browser, then "
+                              f"ganvas rate {run} --answers answers.json")  # fmt: skip
+                return
+            result = rate_in_terminal(pipeline, n, question, seed=seed)
+    except (*_user_errors(), ValueError, OSError) as err:
+        _fail(err)
+    path = save_rating(run, result)
+    low, high = result["ci95"]
+    console.print(
+        f"accuracy {result['accuracy']:.2f} ({result['yes']}/{result['n']}), "
+        f"95 % interval [{low:.2f}, {high:.2f}] → {path}"
+    )
+
+
+@app.command()
 def presets() -> None:
     """List the built-in recipes."""
     from rich.table import Table
