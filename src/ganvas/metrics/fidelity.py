@@ -1,0 +1,553 @@
+"""FID, KID, precision/recall and Inception Score of generated images against a ganvas dataset.
+
+    from ganvas.metrics import evaluate, KEY_FID
+    scores = evaluate(ganvas.load("runs/a"), load_dataset("data/emoji64"), n=10_000)
+    scores[KEY_FID]
+
+How the work is split with torch-fidelity:
+- Features come from torch-fidelity's TF-compatible Inception-v3 (`inception.py`), run here
+  batch by batch on ganvas inputs (generator pipelines, callables, uint8 arrays, dataset
+  memory maps) on any torch device, rather than through `calculate_metrics`, whose inputs are
+  image folders / torch Datasets / its own generator wrappers, whose device is a CUDA flag and
+  whose cache is keyed by a name we would have to invent and read back with an unrestricted
+  pickle. The reference features are cached here instead: an .npz per (dataset content hash,
+  resolution, split, selected images, extractor weights hash, n), written atomically.
+- KID, precision/recall and the Inception Score are torch-fidelity's own functions on those
+  features (`kid_features_to_metric`, `prc_features_to_metric`, `isc_features_to_metric`), so
+  values agree with torch-fidelity given the same features and settings.
+- FID is computed here (`frechet_distance`): the same formula as torch-fidelity's
+  `fid_statistics_to_metric`, but tr sqrt(Σ1 Σ2) comes from symmetric eigen-decompositions
+  (eigvalsh of Σ1^½ Σ2 Σ1^½, real and clipped at 0) instead of the eigenvalues of the
+  non-symmetric product, which makes FID(x, x) ≈ 0 to rounding even for rank-deficient
+  covariances (fewer images than feature dimensions). The tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganvas.data.store import Dataset, content_hash
+from ganvas.io import atomic_path
+from ganvas.metrics.inception import (
+    IS_WEIGHTS_HINT,
+    FeatureExtractor,
+    MetricsError,
+    as_nchw_uint8,
+)
+
+KEY_FID = "fid"
+KEY_KID_MEAN = "kid_mean"
+KEY_KID_STD = "kid_std"
+KEY_PRECISION = "precision"
+KEY_RECALL = "recall"
+KEY_IS_MEAN = "is_mean"
+KEY_IS_STD = "is_std"
+
+METRIC_FID = "fid"
+METRIC_KID = "kid"
+METRIC_PR = "pr"
+METRIC_IS = "is"
+METRICS = (METRIC_FID, METRIC_KID, METRIC_PR, METRIC_IS)
+
+KID_SUBSETS = 100  # torch-fidelity's defaults
+KID_SUBSET_SIZE = 1000
+PR_NEIGHBORHOOD = 3  # k of the k-NN manifolds (Kynkäänniemi et al. 2019)
+IS_SPLITS = 10
+GENERATE_CHUNK = 1000  # images drawn per call of a generator; bounds memory
+CACHE_FORMAT_VERSION = 1
+
+Generated = np.ndarray | torch.Tensor | Callable[..., Any]
+
+
+def default_cache_dir() -> Path:
+    return Path("~/.cache/ganvas/stats").expanduser()
+
+
+def _log(message: str, verbose: bool = True) -> None:
+    if verbose:
+        print(f"ganvas metrics: {message}", file=sys.stderr, flush=True)
+
+
+# --- numerics on features ------------------------------------------------------------------
+
+
+def feature_statistics(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and covariance [D, D] (float64, unbiased) of features [N, D]."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise MetricsError(f"need features [N >= 2, D] for FID statistics, got {x.shape}")
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2):
+    |mu1 - mu2|² + tr(sigma1) + tr(sigma2) - 2 tr sqrt(sigma1 sigma2).
+
+    tr sqrt(Σ1 Σ2) = Σ sqrt(λ_i(Σ1^½ Σ2 Σ1^½)): the matrix is symmetric PSD, so its
+    eigenvalues are real; rounding can push some below 0, which are clipped.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise MetricsError(
+            f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
+            f"sigma {sigma1.shape} vs {sigma2.shape}"
+        )
+    w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    sqrt1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # Σ1^½
+    inner = sqrt1 @ sigma2 @ sqrt1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def fid_from_features(features_1: np.ndarray, features_2: np.ndarray) -> float:
+    """FID between two feature sets [N1, D] and [N2, D]."""
+    return frechet_distance(*feature_statistics(features_1), *feature_statistics(features_2))
+
+
+def kid_from_features(
+    generated: np.ndarray,
+    real: np.ndarray,
+    subsets: int = KID_SUBSETS,
+    subset_size: int = KID_SUBSET_SIZE,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Kernel Inception Distance: unbiased MMD² with the cubic polynomial kernel
+    k(x, y) = (x·y / D + 1)³, averaged over `subsets` random subsets of `subset_size` from each
+    set (torch-fidelity's `kid_features_to_metric`, in float64).
+
+    Returns:
+        (mean, std) over the subsets. Values slightly below 0 mean very similar distributions.
+    """
+    from torch_fidelity.metric_kid import (
+        KEY_METRIC_KID_MEAN,
+        KEY_METRIC_KID_STD,
+        kid_features_to_metric,
+    )
+
+    n = min(len(generated), len(real))
+    if subset_size < 2 or subset_size > n:
+        raise MetricsError(
+            f"KID subset_size={subset_size} must be between 2 and the smaller set ({n} images)"
+        )
+    out = kid_features_to_metric(
+        _as_float_tensor(generated, torch.float64),
+        _as_float_tensor(real, torch.float64),
+        kid_subsets=subsets,
+        kid_subset_size=subset_size,
+        rng_seed=seed,
+        verbose=False,
+    )
+    return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
+
+
+def precision_recall(
+    generated: np.ndarray, real: np.ndarray, neighborhood: int = PR_NEIGHBORHOOD
+) -> tuple[float, float]:
+    """Improved precision and recall (k-NN manifolds): precision is the share of generated
+    samples inside the real manifold (the union of balls reaching each real sample's k-th
+    nearest real neighbour), recall the share of real samples inside the generated manifold
+    (torch-fidelity's `prc_features_to_metric`, memory-saving variant)."""
+    from torch_fidelity.metric_prc import (
+        KEY_METRIC_PRECISION,
+        KEY_METRIC_RECALL,
+        prc_features_to_metric,
+    )
+
+    n = min(len(generated), len(real))
+    if n <= neighborhood:
+        raise MetricsError(
+            f"precision/recall with k={neighborhood} needs more than {neighborhood} images "
+            f"in each set, got {len(generated)} generated and {len(real)} real"
+        )
+    out = prc_features_to_metric(
+        _as_float_tensor(generated, torch.float32),
+        _as_float_tensor(real, torch.float32),
+        prc_neighborhood=neighborhood,
+        prc_batch_size=10000,
+        save_cpu_ram=True,  # same result; distance matrices in blocks
+        verbose=False,
+    )
+    return out[KEY_METRIC_PRECISION], out[KEY_METRIC_RECALL]
+
+
+def inception_score(
+    logits: np.ndarray, splits: int = IS_SPLITS, seed: int = 0
+) -> tuple[float, float]:
+    """Inception Score exp(E KL(p(y|x) || p(y))) over `splits` shuffled splits of logits
+    [N, K] (torch-fidelity's `isc_features_to_metric`). Returns (mean, std)."""
+    from torch_fidelity.metric_isc import (
+        KEY_METRIC_ISC_MEAN,
+        KEY_METRIC_ISC_STD,
+        isc_features_to_metric,
+    )
+
+    if len(logits) < splits:
+        raise MetricsError(f"Inception Score over {splits} splits needs >= {splits} images")
+    out = isc_features_to_metric(_as_float_tensor(logits, torch.float64), splits, True, seed)
+    return out[KEY_METRIC_ISC_MEAN], out[KEY_METRIC_ISC_STD]
+
+
+def _as_float_tensor(x: np.ndarray | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    t = x if torch.is_tensor(x) else torch.from_numpy(np.asarray(x))
+    if t.ndim != 2:
+        raise MetricsError(f"features must be [N, D], got {tuple(t.shape)}")
+    return t.detach().cpu().to(dtype)
+
+
+# --- reference features, cached -----------------------------------------------------------
+
+
+@dataclass
+class ReferenceStats:
+    """Features of the real images and their FID statistics."""
+
+    features: np.ndarray  # [N, D] float32
+    mu: np.ndarray  # [D] float64
+    sigma: np.ndarray  # [D, D] float64
+    shape: tuple[int, int, int]  # (H, W, C) of the real images
+    cache_file: Path | None
+    from_cache: bool
+
+
+def select_reference(
+    reference: Dataset | np.ndarray, n: int, split: str = "train", label: int | None = None
+) -> np.ndarray:
+    """Indices of the real images `evaluate` compares with: those in `split` (and of class
+    `label`), at most `n` of them, drawn by a fixed permutation (seed 0, not the evaluation
+    seed, so that the cache serves every seed) and sorted."""
+    if isinstance(reference, Dataset):
+        indices = reference.split_indices(split)
+        if label is not None:
+            if reference.labels is None:
+                raise MetricsError(f"{reference.path} has no labels; per-class FID needs them")
+            indices = indices[reference.labels[indices] == label]
+    else:
+        indices = np.arange(len(reference))
+    if len(indices) > n:
+        indices = np.sort(np.random.default_rng(0).permutation(indices)[:n])
+    return np.asarray(indices, dtype=np.int64)
+
+
+def reference_stats(
+    reference: Dataset | np.ndarray,
+    extractor: FeatureExtractor,
+    n: int = 10_000,
+    split: str = "train",
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    label: int | None = None,
+    verbose: bool = True,
+) -> ReferenceStats:
+    """Features and FID statistics of the real images, read from or written to the cache.
+
+    The cache file is keyed by the dataset's content hash, resolution, split, the exact
+    images chosen (so also n and `label`) and the extractor's fingerprint (weights hash).
+
+    Args:
+        reference: a ganvas `Dataset` or uint8 images [N, H, W, C].
+        extractor: the feature network.
+        n: at most this many real images.
+        split: 'train', 'val' or 'all' (datasets only).
+        cache_dir: where cached statistics live; defaults to ~/.cache/ganvas/stats.
+        batch_size: images per forward pass.
+        label: only images of this class (per-class FID).
+        verbose: say on stderr whether the cache was used.
+    """
+    images = reference.images if isinstance(reference, Dataset) else np.asarray(reference)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise MetricsError(
+            f"reference images must be uint8 [N, H, W, 1|3], got {images.dtype} {images.shape}"
+        )
+    indices = select_reference(reference, n, split, label)
+    if len(indices) < 2:
+        what = f"class {label} of " if label is not None else ""
+        raise MetricsError(f"{what}split {split!r} holds {len(indices)} images; need >= 2")
+    shape = tuple(int(s) for s in images.shape[1:])
+    if isinstance(reference, Dataset):
+        data_hash = reference.manifest.get("content_hash") or content_hash(
+            reference.images, reference.labels
+        )
+        name = reference.path.name
+    else:
+        data_hash, name, split = content_hash(images, None), "array", "all"
+    key_fields = {
+        "format": CACHE_FORMAT_VERSION,
+        "dataset": data_hash,
+        "shape": list(shape),
+        "split": split,
+        "label": label,
+        "n": len(indices),
+        "indices": hashlib.sha256(indices.tobytes()).hexdigest(),
+        "extractor": extractor.fingerprint,
+    }
+    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "data"
+    part = f"-c{label}" if label is not None else ""
+    cache_file = folder / f"{slug}-{split}{part}-{shape[0]}px-n{len(indices)}-{key[:16]}.npz"
+
+    if cache_file.is_file():
+        try:
+            with np.load(cache_file, allow_pickle=False) as saved:
+                if str(saved["key"]) == key:
+                    _log(f"reference statistics from cache {cache_file}", verbose)
+                    return ReferenceStats(saved["features"], saved["mu"], saved["sigma"],
+                                          shape, cache_file, True)  # fmt: skip
+        except (OSError, ValueError, KeyError) as err:
+            _log(f"ignoring unreadable cache file {cache_file} ({err})", verbose)
+
+    _log(f"computing reference features of {len(indices)} images ({name}, split {split})", verbose)
+    features = extractor.features(_index_batches(images, indices, batch_size), batch_size)
+    mu, sigma = feature_statistics(features)
+    with atomic_path(cache_file, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
+        np.savez(f, key=np.array(key), fields=np.array(json.dumps(key_fields)),
+                 features=features, mu=mu, sigma=sigma)  # fmt: skip
+        f.flush()
+        os.fsync(f.fileno())
+    _log(f"cached reference statistics in {cache_file}", verbose)
+    return ReferenceStats(features, mu, sigma, shape, cache_file, False)
+
+
+def _index_batches(images: np.ndarray, indices: np.ndarray, batch_size: int) -> Iterator:
+    for start in range(0, len(indices), batch_size):
+        yield images[indices[start : start + batch_size]]  # [B, H, W, C] from the memmap
+
+
+# --- generated images ----------------------------------------------------------------------
+
+
+def _sampler(generated: Any) -> Callable[..., Any]:
+    if callable(generated):
+        return generated
+    if callable(getattr(generated, "sample", None)):  # a GeneratorPipeline
+        return generated.sample
+    raise MetricsError(
+        "generated must be uint8 images (array or tensor), a callable (n, seed) -> images, "
+        f"or a pipeline from ganvas.load(); got {type(generated).__name__}"
+    )
+
+
+def _chunk_seed(seed: int, chunk: int) -> int:
+    """Chunk 0 uses `seed` itself (so n <= GENERATE_CHUNK equals sample(n, seed)); later
+    chunks use seeds derived from (seed, chunk) that do not collide across seeds."""
+    if chunk == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
+def generated_batches(
+    generated: Generated, n: int, seed: int = 0, label: int | None = None
+) -> Iterator[torch.Tensor]:
+    """uint8 [B, C, H, W] batches of the generated images: the array itself, or `n` images
+    drawn from a callable `(n, seed[, labels=...])` / pipeline in chunks of GENERATE_CHUNK."""
+    if isinstance(generated, (np.ndarray, torch.Tensor)):
+        if label is not None:
+            raise MetricsError("per-class evaluation needs a generator, not fixed images")
+        yield as_nchw_uint8(generated)
+        return
+    sample = _sampler(generated)
+    if n < 1:
+        raise MetricsError(f"n={n} must be >= 1")
+    for chunk, start in enumerate(range(0, n, GENERATE_CHUNK)):
+        m = min(GENERATE_CHUNK, n - start)
+        kwargs = {} if label is None else {"labels": torch.full((m,), label, dtype=torch.long)}
+        images = as_nchw_uint8(sample(m, _chunk_seed(seed, chunk), **kwargs))
+        if len(images) != m:
+            raise MetricsError(f"the generator returned {len(images)} images, asked for {m}")
+        yield images
+
+
+def _checked(batches: Iterator[torch.Tensor], shape: tuple[int, int, int] | None) -> Iterator:
+    """Pass batches through, refusing generated images of another size than the real ones."""
+    for batch in batches:
+        if shape is not None and tuple(batch.shape[2:]) != shape[:2]:
+            h, w = batch.shape[2:]
+            raise MetricsError(
+                f"generated images are {h}×{w} but the reference images are "
+                f"{shape[0]}×{shape[1]}; compare images of the same resolution"
+            )
+        yield batch
+
+
+# --- the API -------------------------------------------------------------------------------
+
+
+def evaluate(
+    generated: Generated,
+    reference: Dataset | np.ndarray | None,
+    metrics: Sequence[str] = (METRIC_FID, METRIC_KID, METRIC_PR),
+    n: int = 10_000,
+    split: str = "train",
+    weights: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    *,
+    extractor: FeatureExtractor | None = None,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    pr_neighborhood: int = PR_NEIGHBORHOOD,
+    verbose: bool = True,
+) -> dict[str, float]:
+    """Score generated images against real ones.
+
+    Args:
+        generated: uint8 images (tensor [N, C, H, W]; numpy [N, H, W, C] or [N, C, H, W]),
+            a pipeline from `ganvas.load()`, or a callable `(n, seed) -> uint8 images` such
+            as `pipeline.sample`. Fixed images are used whole; generators draw `n` images.
+        reference: the real images: a ganvas `Dataset` or uint8 [N, H, W, C]; may be `None`
+            when only 'is' is asked for.
+        metrics: any of 'fid', 'kid', 'pr' (precision/recall), 'is' (Inception Score).
+        n: images to generate, and at most this many real images (a fixed random subset).
+        split: which part of a dataset is the reference: 'train', 'val' or 'all'.
+        weights: the Inception weights file; defaults to GANVAS_INCEPTION_WEIGHTS, then
+            ~/.cache/ganvas/inception-fid.pt.
+        cache_dir: where reference statistics are cached; defaults to ~/.cache/ganvas/stats.
+        batch_size: images per Inception forward pass; does not change the result.
+        device: where the Inception network runs ('cpu', 'cuda', ...).
+        seed: seeds the generator and the random subsets of KID / IS.
+        extractor: a ready `FeatureExtractor` (instead of `weights` / `device`).
+        kid_subsets: KID subsets; defaults to 100.
+        kid_subset_size: images per KID subset; at most the smaller set. Defaults to 1000.
+        pr_neighborhood: k of the precision/recall k-NN manifolds; defaults to 3.
+        verbose: report progress and cache use on stderr.
+
+    Returns:
+        A flat dict with the keys of the chosen metrics: KEY_FID, KEY_KID_MEAN, KEY_KID_STD,
+        KEY_PRECISION, KEY_RECALL, KEY_IS_MEAN, KEY_IS_STD.
+
+    Raises:
+        MetricsError: an unknown metric, no Inception weights (the message says how to get
+            them), 'is' without a classifier, inputs of the wrong type or size.
+    """
+    chosen = _check_metrics(metrics)
+    if batch_size < 1:
+        raise MetricsError(f"batch_size={batch_size} must be >= 1")
+    needs_reference = bool(set(chosen) - {METRIC_IS})
+    if needs_reference and reference is None:
+        raise MetricsError(f"metrics {', '.join(chosen)} need a reference dataset")
+    if extractor is None:
+        extractor = FeatureExtractor.inception(weights, device)
+    if METRIC_IS in chosen and not extractor.has_classifier:
+        raise MetricsError(IS_WEIGHTS_HINT)
+
+    real = None
+    if needs_reference:
+        real = reference_stats(
+            reference, extractor, n, split, cache_dir, batch_size, verbose=verbose
+        )
+    batches = _checked(
+        generated_batches(generated, n, seed), real.shape if real is not None else None
+    )
+    fake, logits = extractor.extract(batches, batch_size)
+    _log(f"scored {len(fake)} generated images", verbose)
+
+    out: dict[str, float] = {}
+    if METRIC_FID in chosen:
+        out[KEY_FID] = frechet_distance(*feature_statistics(fake), real.mu, real.sigma)
+    if METRIC_KID in chosen:
+        size = min(kid_subset_size, len(fake), len(real.features))
+        out[KEY_KID_MEAN], out[KEY_KID_STD] = kid_from_features(
+            fake, real.features, kid_subsets, size, seed
+        )
+    if METRIC_PR in chosen:
+        out[KEY_PRECISION], out[KEY_RECALL] = precision_recall(fake, real.features, pr_neighborhood)
+    if METRIC_IS in chosen:
+        if logits is None:
+            raise MetricsError("the feature network returned no classifier logits")
+        out[KEY_IS_MEAN], out[KEY_IS_STD] = inception_score(logits, IS_SPLITS, seed)
+    return out
+
+
+def per_class_fid(
+    generated: Any,
+    dataset: Dataset,
+    n: int = 1000,
+    split: str = "train",
+    weights: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    *,
+    extractor: FeatureExtractor | None = None,
+    classes: Sequence[str | int] | None = None,
+    verbose: bool = True,
+) -> dict[str, float]:
+    """FID of each class of a conditional generator against that class's real images.
+
+    Args:
+        generated: a conditional pipeline from `ganvas.load()`, or a callable
+            `(n, seed, labels=int64 [n]) -> uint8 images`.
+        dataset: a labelled ganvas `Dataset` whose label order is the generator's.
+        n: images generated per class, and at most this many real images per class.
+        classes: names or label numbers to score; all classes by default.
+        verbose: report progress and cache use on stderr.
+        Others as in `evaluate`.
+
+    Returns:
+        {class name: FID}; classes with fewer than 2 real images in `split` are NaN.
+
+    Raises:
+        MetricsError: the dataset has no labels, an unknown class, or the generator's class
+            count differs from the dataset's.
+    """
+    if dataset.labels is None:
+        raise MetricsError(f"{dataset.path} has no labels; per-class FID needs a labelled dataset")
+    count = int(dataset.labels.max()) + 1
+    names = dataset.classes if len(dataset.classes) >= count else [str(i) for i in range(count)]
+    generator_classes = getattr(generated, "num_classes", None)
+    if generator_classes is not None and generator_classes != len(names):
+        raise MetricsError(
+            f"the generator has {generator_classes} classes but {dataset.path} has {len(names)}"
+        )
+    chosen = [_class_index(c, names) for c in (classes if classes is not None else names)]
+    if extractor is None:
+        extractor = FeatureExtractor.inception(weights, device)
+    out: dict[str, float] = {}
+    for label in chosen:
+        if len(select_reference(dataset, n, split, label)) < 2:
+            _log(f"class {names[label]!r} has < 2 real images in split {split!r}: NaN", verbose)
+            out[names[label]] = float("nan")
+            continue
+        real = reference_stats(dataset, extractor, n, split, cache_dir, batch_size, label, verbose)
+        batches = _checked(generated_batches(generated, n, seed, label), real.shape)
+        fake = extractor.features(batches, batch_size)
+        out[names[label]] = frechet_distance(*feature_statistics(fake), real.mu, real.sigma)
+    return out
+
+
+def _class_index(name: str | int, names: list[str]) -> int:
+    if isinstance(name, int) and 0 <= name < len(names):
+        return name
+    if name in names:
+        return names.index(name)
+    raise MetricsError(f"no class {name!r}; classes: {', '.join(names)}")
+
+
+def _check_metrics(metrics: Sequence[str] | str) -> list[str]:
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    chosen = [str(m).lower() for m in metrics]
+    unknown = sorted(set(chosen) - set(METRICS))
+    if unknown or not chosen:
+        raise MetricsError(
+            f"unknown metrics {unknown or '(none given)'}; choose from {', '.join(sorted(METRICS))}"
+        )
+    return list(dict.fromkeys(chosen))
