@@ -98,3 +98,22 @@ def test_memorization_rank_and_interpolate(run_and_data, tmp_path):
         assert gif.n_frames >= 2
     result = runner.invoke(app, ["interpolate", str(run), "--seeds", "1"])
     assert result.exit_code == 2 and "at least 2" in result.output
+
+
+@pytest.mark.slow
+def test_periodic_evaluation_keeps_the_best_checkpoint(inception_weights, tmp_path, monkeypatch):
+    from tests.conftest import make_blobs, write_dataset
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = write_dataset(tmp_path / "data", make_blobs(32))
+    cfg = tiny_config(data.path, **{"train.steps": 12, "train.eval_interval": 4, "train.eval_n": 8,
+                                    "train.eval_weights": str(inception_weights),
+                                    "train.checkpoint_interval": 4, "train.keep_checkpoints": 1})  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in events if e.get("event") == "eval"]
+    assert [e["step"] for e in evals] == [4, 8, 12]
+    best_step = min(evals, key=lambda e: e["fid"])["step"]
+    best = (tmp_path / "run" / "checkpoints" / "best").read_text().strip()
+    assert int(best) == best_step
+    assert (tmp_path / "run" / "checkpoints" / best / "G.safetensors").is_file()  # not pruned

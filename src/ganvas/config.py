@@ -147,6 +147,12 @@ class TrainConfig:
     replay_fraction: float = 0.5  # share of D's fake batch taken from the buffer then
     tensorboard: bool = True
     init_from: str = ""  # start from the weights of this run's newest checkpoint (fine-tuning)
+    eval_interval: int = 0  # steps between FID/KID evaluations (0 = off); the best is kept
+    eval_metric: Literal["fid", "kid"] = "fid"
+    eval_n: int = 1000  # generated images per evaluation
+    eval_split: Literal["train", "val", "all"] = "train"
+    eval_weights: str = ""  # Inception weights file; default GANVAS_INCEPTION_WEIGHTS / cache
+    collapse_check: Literal["off", "warn", "stop"] = "warn"  # on sample steps: mode collapse
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
@@ -162,6 +168,8 @@ class TrainConfig:
         check(self.instance_noise >= 0, f"train.instance_noise={self.instance_noise} must be >= 0")
         check(self.instance_noise_anneal >= 0,
               f"train.instance_noise_anneal={self.instance_noise_anneal} must be >= 0")  # fmt: skip
+        check(self.eval_interval >= 0, f"train.eval_interval={self.eval_interval} must be >= 0")
+        check(self.eval_n >= 2, f"train.eval_n={self.eval_n} must be >= 2")
         check(self.replay_size >= 0, f"train.replay_size={self.replay_size} must be >= 0")
         check(self.replay_every >= 1, f"train.replay_every={self.replay_every} must be >= 1")
         check(0 < self.replay_fraction <= 1,

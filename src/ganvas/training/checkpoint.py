@@ -178,8 +178,22 @@ def _is_complete(path: Path) -> bool:
     return path.is_dir() and (path / "state.json").is_file()
 
 
+def mark_best(run_dir: str | os.PathLike, step: int) -> None:
+    """Point `checkpoints/best` at checkpoint `step`; pruning never deletes it."""
+    write_text_atomic(checkpoints_dir(run_dir) / "best", f"{step:08d}\n")
+
+
+def best_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    pointer = checkpoints_dir(run_dir) / "best"
+    if not pointer.is_file():
+        return None
+    named = checkpoints_dir(run_dir) / pointer.read_text().strip()
+    return named if _is_complete(named) else None
+
+
 def _prune(folder: Path, keep: int) -> None:
-    steps = sorted(p for p in folder.iterdir() if STEP_DIR.match(p.name))
+    best = (folder / "best").read_text().strip() if (folder / "best").is_file() else None
+    steps = sorted(p for p in folder.iterdir() if STEP_DIR.match(p.name) and p.name != best)
     for old in steps[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -149,6 +150,7 @@ class Trainer:
             self.fixed_c = torch.arange(t.n_samples, device=self.device) % config.model.num_classes
 
         self.step = 0
+        self.best_metric: float | None = None  # lowest eval_metric so far
         self.images_seen = 0
         self.elapsed = 0.0
         if resume_from is not None:
@@ -159,6 +161,21 @@ class Trainer:
         write_text_atomic(self.run_dir / "config.yaml", config.to_yaml())
         write_json_atomic(self.run_dir / "classes.json", self.class_names)
         self.metrics = MetricsLog(self.run_dir, self.step, t.tensorboard)
+        self.dataset = dataset
+        self.collapse = None
+        if t.collapse_check != "off":
+            from ganvas.metrics.diversity import CollapseMonitor
+
+            self.collapse = CollapseMonitor(reals=self.sampler.images[:256].cpu().numpy())
+        if t.eval_interval:
+            from ganvas.metrics import MetricsError, resolve_inception_weights
+
+            try:
+                resolve_inception_weights(t.eval_weights or None)
+            except MetricsError as err:
+                raise ConfigError(
+                    f"train.eval_interval={t.eval_interval} needs them: {err}"
+                ) from err
 
     # --- One step --------------------------------------------------------------------------
 
@@ -398,6 +415,10 @@ class Trainer:
                     self._window_start = window_start
                 if self.step % t.sample_interval == 0 or at_end:
                     self.save_samples()
+                    if self._collapsed():
+                        break
+                if t.eval_interval and (self.step % t.eval_interval == 0 or at_end):
+                    last_saved = self._evaluate(last_saved)
                 if self.step % t.checkpoint_interval == 0:
                     self.save_checkpoint()
                     last_saved = self.step
@@ -419,6 +440,65 @@ class Trainer:
             self.log(f"stopped at step {self.step}/{self.total_steps}; checkpoint {path}; "
                      "run the same command again to resume")  # fmt: skip
         return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted.is_set())
+
+    def _collapsed(self) -> bool:
+        """Mode-collapse check on the fixed-noise grid; True when the run should stop."""
+        if self.collapse is None:
+            return False
+        warning = self.collapse.update(tensor_to_uint8(self.sample_fixed()))
+        if warning is None:
+            return False
+        self.metrics.write({"step": self.step, "event": "collapse", "message": warning})
+        if self.config.train.collapse_check == "stop":
+            self.log(f"[red]stopping: {warning}[/] (train.collapse_check=stop)")
+            return True
+        self.log(f"[yellow]warning: {warning}[/]")
+        return False
+
+    def _evaluate(self, last_saved: int) -> int:
+        """Score G (G_ema if kept) with the eval metric; a new best is checkpointed and kept.
+        Returns the step of the newest checkpoint."""
+        from ganvas.metrics import evaluate
+
+        t = self.config.train
+
+        def generate(n: int, seed: int) -> torch.Tensor:
+            """n images [N, C, H, W] uint8 from G (G_ema if kept) in inference mode."""
+            G = self.G_ema if self.G_ema is not None else self.G
+            was_training = G.training
+            G.eval()
+            z = torch.randn(
+                n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed)
+            )
+            c = torch.arange(n) % self.config.model.num_classes if self.conditional else None
+            images = []
+            with torch.no_grad():
+                for start in range(0, n, 256):
+                    zc = z[start : start + 256].to(self.device)
+                    cc = None if c is None else c[start : start + 256].to(self.device)
+                    images.append(tensor_to_uint8(G(zc, cc)))
+            G.train(was_training)
+            return torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2)
+
+        key = "fid" if t.eval_metric == "fid" else "kid_mean"
+        scores = evaluate(generate, self.dataset, metrics=(t.eval_metric,), n=t.eval_n,
+                          split=t.eval_split, weights=t.eval_weights or None,
+                          device=str(self.device), verbose=False)  # fmt: skip
+        value = float(scores[key])
+        record = {"step": self.step, "event": "eval", key: value}
+        if self.best_metric is None or value < self.best_metric:
+            self.best_metric = value
+            if last_saved != self.step:
+                self.save_checkpoint()
+                last_saved = self.step
+            ckpt.mark_best(self.run_dir, self.step)
+            record["best"] = True
+        self.metrics.write(record)
+        self.log(
+            f"step {self.step}: {key} {value:.4g}"
+            + (" (best so far)" if record.get("best") else "")
+        )
+        return last_saved
 
     def _on_progressive_step(self, bar: Any, task: Any) -> None:
         """Show stage and alpha; at the end of a stage record how long it took to get there
@@ -503,6 +583,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "elapsed_s": round(self.elapsed, 3),
             "total_steps": self.total_steps,
+            "best_metric": self.best_metric,
             "resolution": self.resolution,
             "alpha": self.alpha,
             "ganvas_version": __version__,
@@ -535,6 +616,7 @@ class Trainer:
             self.replay.load_state_dict(ts["replay"])
         self.step = saved.step
         self.images_seen = int(saved.state.get("images_seen", 0))
+        self.best_metric = saved.state.get("best_metric")
         self.elapsed = float(saved.state.get("elapsed_s", 0.0))
 
 
