@@ -381,6 +381,44 @@ def rank(
     save_ranking_grid(ranking["top"]["images"], ranking["top"]["scores"], out)
     save_ranking_grid(ranking["bottom"]["images"], ranking["bottom"]["scores"], bottom)
     console.print(f"[green]wrote[/] {out} (top {k}) and {bottom} (bottom {k}) of {n} samples")
+    for name, per in (ranking.get("per_class") or {}).items():  # conditional runs
+        stem = out.with_name(f"{out.stem}-{_safe_name(name)}")
+        save_ranking_grid(per["top"]["images"], per["top"]["scores"], stem.with_suffix(out.suffix))
+        save_ranking_grid(per["bottom"]["images"], per["bottom"]["scores"],
+                          stem.with_name(stem.name + "-bottom").with_suffix(out.suffix))  # fmt: skip
+        console.print(f"[green]wrote[/] {stem.name}{out.suffix} and its -bottom ({name})")
+
+
+@app.command()
+def diversity(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    data: Annotated[Path, typer.Option(help="The training dataset.")],
+    n: Annotated[int, typer.Option("--n", help="Samples to compare.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+) -> None:
+    """Mode collapse: sample-to-sample distances against real-to-real, and near-duplicates."""
+    import numpy as np
+
+    from ganvas.data.store import load_dataset
+    from ganvas.generate import load
+    from ganvas.metrics.diversity import diversity_score, near_duplicate_rate
+
+    if not 2 <= n <= 100_000:
+        _fail(ValueError(f"--n {n} must lie in 2..100000"))
+    try:
+        samples = load(run).sample_numpy(n, seed)
+        reals = np.asarray(load_dataset(data).images[: max(n, 2)])
+    except _user_errors() as err:
+        _fail(err)
+    score = diversity_score(samples, reals, seed=seed)
+    duplicates = near_duplicate_rate(samples, reals=reals, seed=seed)
+    verdict = "collapsed" if score < 0.2 else "low" if score < 0.5 else "healthy"
+    console.print(f"diversity {score:.3f} (1 = as varied as the data; {verdict}), "
+                  f"near-duplicates {duplicates:.3f}")  # fmt: skip
+
+
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
 @app.command()
