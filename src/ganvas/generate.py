@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -211,6 +212,46 @@ class GeneratorPipeline:
         return paths
 
 
+def load_network(
+    run_dir: str | os.PathLike,
+    part: str = "G",
+    checkpoint: str | int | None = None,
+    ema: bool = True,
+) -> tuple[nn.Module, Config, Any, str]:
+    """Rebuild one network of a run through the registry and load its safetensors weights
+    (never unpickling). Growing families are set to the stage the checkpoint had reached.
+
+    Args:
+        part: "G" (G_ema when `ema` and the run kept it) or "D".
+
+    Returns:
+        (network on the CPU, the run's config, the loaded checkpoint, the weights' name).
+
+    Raises:
+        CheckpointError: no run, no such checkpoint, no config.yaml, or no such weights.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    folder = resolve_checkpoint(run_dir, checkpoint)
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise CheckpointError(f"{config_file} is missing; cannot rebuild the model")
+    config = config_from_dict(yaml.safe_load(config_file.read_text()))
+    G, D = build_models(config.model)
+    names = ("D",) if part == "D" else ("G_ema", "G") if ema else ("G",)
+    saved = load_checkpoint(folder, device="cpu", names=names)
+    name = next((n for n in names if n in saved.weights), names[-1])
+    if name not in saved.weights:
+        raise CheckpointError(f"{folder} has no {name}.safetensors")
+    network = D if part == "D" else G
+    network.load_state_dict(saved.weights[name])
+    if hasattr(network, "set_stage"):  # a growing GAN works at the stage it had reached
+        network.set_stage(int(saved.state.get("resolution", config.model.resolution)),
+                          float(saved.state.get("alpha", 1.0)))  # fmt: skip
+    return network, config, saved, name
+
+
 def load(
     run_dir: str | os.PathLike,
     checkpoint: str | int | None = None,
@@ -229,22 +270,7 @@ def load(
         CheckpointError: the run or the checkpoint does not exist or is incomplete.
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
-    folder = resolve_checkpoint(run_dir, checkpoint)
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise CheckpointError(f"{config_file} is missing; cannot rebuild the model")
-    config = config_from_dict(yaml.safe_load(config_file.read_text()))
-    G, _ = build_models(config.model)
-    saved = load_checkpoint(folder, device="cpu", names=("G_ema", "G") if ema else ("G",))
-    name = "G_ema" if ema and "G_ema" in saved.weights else "G"
-    if name not in saved.weights:
-        raise CheckpointError(f"{folder} has no {name}.safetensors")
-    G.load_state_dict(saved.weights[name])
-    if hasattr(G, "set_stage"):  # a growing GAN samples at the stage it had reached
-        G.set_stage(int(saved.state.get("resolution", config.model.resolution)),
-                    float(saved.state.get("alpha", 1.0)))  # fmt: skip
+    G, config, saved, name = load_network(run_dir, "G", checkpoint, ema)
     device = torch.device(device)
     G = G.to(device).eval().requires_grad_(False)
     classes_file = run_dir / "classes.json"

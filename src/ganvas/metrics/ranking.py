@@ -20,16 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from ganvas.config import config_from_dict
 from ganvas.generate import GeneratorPipeline
 from ganvas.grid import to_pil
 from ganvas.io import save_image_atomic
 from ganvas.metrics.memorization import captioned_grid
-from ganvas.models.registry import build_models
-from ganvas.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 
 
 def load_discriminator(
@@ -53,22 +49,9 @@ def load_discriminator(
     Raises:
         CheckpointError: no run, no such checkpoint, no config.yaml, or no D weights.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
-    folder = resolve_checkpoint(run_dir, checkpoint)
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise CheckpointError(f"{config_file} is missing; cannot rebuild the model")
-    config = config_from_dict(yaml.safe_load(config_file.read_text()))
-    _, D = build_models(config.model)
-    saved = load_checkpoint(folder, device="cpu", names=("D",))
-    if "D" not in saved.weights:
-        raise CheckpointError(f"{folder} has no D.safetensors")
-    D.load_state_dict(saved.weights["D"])
-    if hasattr(D, "set_stage"):  # a growing GAN judges at the stage it had reached
-        D.set_stage(int(saved.state.get("resolution", config.model.resolution)),
-                    float(saved.state.get("alpha", 1.0)))  # fmt: skip
+    from ganvas.generate import load_network
+
+    D, _, _, _ = load_network(run_dir, "D", checkpoint)
     return D.to(torch.device(device)).eval().requires_grad_(False)
 
 
