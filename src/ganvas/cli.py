@@ -97,6 +97,40 @@ def prepare(
 
 
 @app.command()
+def info(
+    data: Annotated[Path, typer.Argument(help="Dataset directory from `ganvas prepare`.")],
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Write preview sheets here (overall and per class).")
+    ] = None,
+) -> None:
+    """The dataset card: images per class and per source, what was dropped and why."""
+    from rich.table import Table
+
+    from ganvas.data.card import dataset_card, write_card_previews
+    from ganvas.data.store import load_dataset
+
+    try:
+        dataset = load_dataset(data)
+    except _user_errors() as err:
+        _fail(err)
+    card = dataset_card(dataset)
+    out = Console()
+    out.print(f"[bold]{card['path']}[/]: {card['images']} images, {card['resolution']}×"
+              f"{card['resolution']}, {card['channels']} channel(s), {card['val_images']} in the "
+              f"validation split, {card['dropped']} files dropped")  # fmt: skip
+    for title, key in (("class", "per_class"), ("source", "per_source"),
+                       ("dropped because", "dropped_per_reason")):  # fmt: skip
+        if card.get(key):
+            table = Table(title, "images" if key != "dropped_per_reason" else "files")
+            for name, count in card[key].items():
+                table.add_row(str(name), str(count))
+            out.print(table)
+    if out_dir is not None:
+        for path in write_card_previews(dataset, out_dir):
+            console.print(f"[green]wrote[/] {path}")
+
+
+@app.command()
 def train(
     data: Annotated[
         Path | None, typer.Option(help="Dataset directory from `ganvas prepare`.")
