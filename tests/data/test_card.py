@@ -30,9 +30,7 @@ def test_card_counts_classes_sources_and_drops(tmp_path):
     assert card["per_class"] == {"cats": 5, "dogs": 3}
     assert sum(card["per_source"].values()) == 8
     assert card["dropped"] == 2 and sum(card["dropped_per_reason"].values()) == 2
-    written = write_card_previews(
-        __import__("ganvas").load_dataset(tmp_path / "data"), tmp_path / "sheets"
-    )
+    written = write_card_previews(load_dataset(tmp_path / "data"), tmp_path / "sheets")
     assert [p.name for p in written] == ["preview.png", "classes.png"]
     with Image.open(written[1]) as sheet:
         assert sheet.height == 2 + 2 * 18  # one row per class
