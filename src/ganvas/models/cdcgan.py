@@ -44,15 +44,10 @@ RESOLUTIONS = (16, 32, 64, 128)
 
 @dataclass(frozen=True)
 class CDCGANConfig(DCGANConfig):
-    g_activation: Literal["relu", "leaky_relu"] = "leaky_relu"  # LeakyReLU(leaky_slope) in G
+    g_activation: Literal["relu", "leaky_relu"] = "leaky_relu"  # the reports' G used LeakyReLU
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(
-            self.g_activation in ("relu", "leaky_relu"),
-            f"model.g_activation={self.g_activation!r} is not allowed; "
-            "choose one of 'relu', 'leaky_relu'",
-        )
         if self.resolution is not None:
             check(
                 self.resolution in RESOLUTIONS,

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ganvas.config import check
-from ganvas.models.layers import init_dcgan_weights, pyramid_widths, stage_dropout
+from ganvas.models.layers import activation, init_dcgan_weights, pyramid_widths, stage_dropout
 from ganvas.models.registry import Family, ModelConfig, register_family
 
 
@@ -29,6 +30,9 @@ class DCGANConfig(ModelConfig):
     d_width: int = 64  # channels of D's first layer ('ndf')
     max_width: int = 512  # cap on channels at low resolution
     leaky_slope: float = 0.2
+    g_activation: Literal["relu", "leaky_relu"] = (
+        "relu"  # G's activation; LeakyReLU uses leaky_slope
+    )
     g_dropout: tuple[float, ...] = ()  # Dropout2d rates after G's first stages, in order
     d_dropout: tuple[float, ...] = ()  # Dropout2d rates after D's first stages, in order
 
@@ -37,6 +41,10 @@ class DCGANConfig(ModelConfig):
         check(self.g_width >= 1, f"model.g_width={self.g_width} must be >= 1")
         check(self.d_width >= 1, f"model.d_width={self.d_width} must be >= 1")
         check(self.max_width >= 1, f"model.max_width={self.max_width} must be >= 1")
+        check(
+            self.g_activation in ("relu", "leaky_relu"),
+            f"model.g_activation={self.g_activation!r} is not allowed; choose one of 'relu', 'leaky_relu'",
+        )
         g_stages, d_stages = self.dropout_stages if self.resolution else (None, None)
         for name, net, stages in (("g_dropout", "G", g_stages), ("d_dropout", "D", d_stages)):
             rates = tuple(getattr(self, name))
@@ -66,14 +74,14 @@ class Generator(nn.Module):
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(cfg.z_dim, widths[0], 4, 1, 0, bias=False),  # [N, w0, 4, 4]
             nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
+            activation(cfg.g_activation, cfg.leaky_slope),
             *stage_dropout(cfg.g_dropout, 0),
         ]
         for i, (w_in, w_out) in enumerate(zip(widths, widths[1:]), start=1):
             layers += [
                 nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(w_out),
-                nn.ReLU(inplace=True),
+                activation(cfg.g_activation, cfg.leaky_slope),
                 *stage_dropout(cfg.g_dropout, i),
             ]
         layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]

@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganvas.config import check
 from ganvas.models.dcgan import DCGANConfig
 from ganvas.models.layers import (
     ConditionalBatchNorm2d,
+    activation,
     check_num_classes,
     init_dcgan_weights,
     init_resnet_weights,
@@ -51,21 +51,28 @@ class ProjectionConfig(DCGANConfig):
 
 
 class UpStage(nn.Module):
-    """One stage of G: transposed conv → class-conditional BN → ReLU [→ Dropout2d].
+    """One stage of G: transposed conv → class-conditional BN → activation [→ Dropout2d].
     The first stage maps [N, z, 1, 1] to 4×4; the others double the side."""
 
     def __init__(
-        self, w_in: int, w_out: int, first: bool, embed_dim: int, dropout: list[nn.Module]
+        self,
+        w_in: int,
+        w_out: int,
+        first: bool,
+        embed_dim: int,
+        dropout: list[nn.Module],
+        act: nn.Module,
     ) -> None:
         super().__init__()
         stride, padding = (1, 0) if first else (2, 1)
         self.conv = nn.ConvTranspose2d(w_in, w_out, 4, stride, padding, bias=False)
         self.norm = ConditionalBatchNorm2d(w_out, embed_dim, use_sn=False)
+        self.act = act  # no parameters: the state_dict keys are the same for any choice
         self.dropout = nn.Sequential(*dropout)  # empty: the identity
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """x [N, w_in, S, S], e [N, embed_dim] → [N, w_out, 2S, 2S] (4×4 for the first)."""
-        return self.dropout(F.relu(self.norm(self.conv(x), e)))
+        return self.dropout(self.act(self.norm(self.conv(x), e)))
 
 
 class Generator(nn.Module):
@@ -76,7 +83,14 @@ class Generator(nn.Module):
         widths = pyramid_widths(cfg.resolution, cfg.g_width, cfg.max_width)  # 512, ... at 64 px
         self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)  # shared by all stages
         self.stages = nn.ModuleList(
-            UpStage(w_in, w_out, i == 0, cfg.embed_dim, stage_dropout(cfg.g_dropout, i))
+            UpStage(
+                w_in,
+                w_out,
+                i == 0,
+                cfg.embed_dim,
+                stage_dropout(cfg.g_dropout, i),
+                activation(cfg.g_activation, cfg.leaky_slope),
+            )  # fmt: skip
             for i, (w_in, w_out) in enumerate(zip([cfg.z_dim, *widths], widths))
         )
         self.out = nn.Sequential(
