@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-import ganvas.data.prepare as prepare_module
+import ganvas.data.scan as scan_module
 from ganvas.data.prepare import (
     IS_LABEL_FILE,
     NOT_IN_CLASS_FOLDER,
@@ -255,7 +255,7 @@ def test_process_pool_matches_in_process(tmp_path):
 
 
 def exploding_decode(monkeypatch, on_call: int) -> None:
-    real = prepare_module.decode_image
+    real = scan_module.open_picture
     calls = {"n": 0}
 
     def decode(*args, **kwargs):
@@ -264,37 +264,46 @@ def exploding_decode(monkeypatch, on_call: int) -> None:
             raise RuntimeError("boom")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prepare_module, "decode_image", decode)
+    monkeypatch.setattr(scan_module, "open_picture", decode)
 
 
-def test_crash_mid_way_leaves_nothing(tmp_path, monkeypatch):
+def test_crash_mid_way_leaves_no_dataset_and_resumes(tmp_path, monkeypatch):
     write_noise_images(tmp_path / "src", 5)
     exploding_decode(monkeypatch, on_call=3)
     with pytest.raises(RuntimeError, match="boom"):
         run(tmp_path / "src", tmp_path / "out" / "ds")
     assert not (tmp_path / "out" / "ds").exists()
+    # Only the resumable work is left behind; no half-written dataset.
+    assert leftovers(tmp_path / "out") == [".ds.prepare-work"]
+
+    monkeypatch.undo()
+    resumed = run(tmp_path / "src", tmp_path / "out" / "ds")
+    assert resumed.kept == 5 and resumed.resumed == 2
     assert leftovers(tmp_path / "out") == []
+    run(tmp_path / "src", tmp_path / "clean")
+    assert (tmp_path / "out" / "ds" / "images.npy").read_bytes() == (
+        tmp_path / "clean" / "images.npy"
+    ).read_bytes()
 
 
 def test_failed_overwrite_keeps_old_dataset(tmp_path, monkeypatch):
     write_noise_images(tmp_path / "src", 5)
     out = tmp_path / "ds"
     run(tmp_path / "src", out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     exploding_decode(monkeypatch, on_call=3)
     with pytest.raises(RuntimeError, match="boom"):
         run(tmp_path / "src", out, overwrite=True, size=32)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert leftovers(tmp_path) == []
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert leftovers(tmp_path) == [".ds.prepare-work"]
 
     monkeypatch.undo()
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "x.txt").write_text("x")
     with pytest.raises(DatasetError, match="no usable images"):
-        run(tmp_path / "empty", out, overwrite=True)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert leftovers(tmp_path) == []
+        run(tmp_path / "empty", out, overwrite=True, resume=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 def test_overwrite_replaces(tmp_path):

@@ -187,25 +187,45 @@ def group_near_duplicates(
             i = parent[i]
         return i
 
-    wide = any(h >= 1 << 64 for h in hashes)
-    arr = None if wide else np.array(hashes, dtype=np.uint64)
-    for i in range(n - 1):
-        stop = n if window is None else min(n, i + 1 + window)
-        if arr is not None:
-            # Popcount of xor via the bytes of each uint64: [stop - i - 1] distances.
-            xor = (arr[i + 1 : stop] ^ arr[i]).view(np.uint8).reshape(-1, 8)
-            dist = np.unpackbits(xor, axis=1).sum(axis=1)
-            near = np.nonzero(dist <= max_distance)[0] + i + 1
-        else:
-            near = [j for j in range(i + 1, stop) if hamming(hashes[i], hashes[j]) <= max_distance]
-        for j in near:
-            ri, rj = find(i), find(int(j))
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
+    def join(i: int, j: int) -> None:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+
+    if any(h >= 1 << 64 for h in hashes):  # hashes wider than 64 bits: plain Python
+        for i in range(n - 1):
+            stop = n if window is None else min(n, i + 1 + window)
+            for j in range(i + 1, stop):
+                if hamming(hashes[i], hashes[j]) <= max_distance:
+                    join(i, j)
+    else:
+        arr = np.array(hashes, dtype=np.uint64)
+        span = n if window is None else window
+        # Compare a block of rows with everything after its first row at once: 256 × n
+        # distances at a time keeps memory small and the loop count n / 256.
+        block = 256
+        for start in range(0, n - 1, block):
+            rows = arr[start : start + block]
+            stop = min(n, start + block + span)
+            dist = _popcount(rows[:, None] ^ arr[None, start + 1 : stop])  # [b, stop-start-1]
+            offset = (
+                np.arange(start + 1, stop)[None, :] - np.arange(start, start + len(rows))[:, None]
+            )
+            near = (dist <= max_distance) & (offset > 0) & (offset <= span)
+            for a, b in zip(*np.nonzero(near)):
+                join(start + int(a), start + 1 + int(b))
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
     return sorted(groups.values(), key=lambda g: g[0])
+
+
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+        return np.bitwise_count(values)
+    bits = np.unpackbits(values[..., None].view(np.uint8), axis=-1)
+    return bits.sum(axis=-1)
 
 
 def keep_sharpest(groups: list[list[int]], sharpness_values: list[float]) -> list[int]:

@@ -58,6 +58,34 @@ def decode_image(
     Raises:
         ImageRejected: the file is empty, not an image, corrupt, too large or too small.
     """
+    img = open_picture(path, channels, background, max_pixels, min_size, draft_side=size * 3)
+    return square_array(img, size)
+
+
+def open_picture(
+    path: str | os.PathLike,
+    channels: int = 3,
+    background: Sequence[int] = (255, 255, 255),
+    max_pixels: int = 100_000_000,
+    min_size: int = 0,
+    draft_side: int | None = None,
+) -> Image.Image:
+    """Read one image file into an upright 8-bit Pillow image in mode "RGB" or "L".
+
+    The same checks and conversions as `decode_image`, without the crop and resize.
+
+    Args:
+        path: the image file.
+        channels: 3 for an "RGB" result, 1 for "L".
+        background: RGB colour that transparent pixels are composited over.
+        max_pixels: files with more pixels are rejected before decoding.
+        min_size: files whose shorter side is smaller are rejected.
+        draft_side: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long as both sides
+            stay at least this long (much faster for big photos); None decodes full size.
+
+    Raises:
+        ImageRejected: the file is empty, not an image, corrupt, too large or too small.
+    """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     rgb = tuple(int(c) for c in background)
@@ -101,10 +129,10 @@ def decode_image(
                 raise ImageRejected(f"too large: {width}x{height} pixels > {max_pixels}")
             if min(width, height) < min_size:
                 raise ImageRejected(f"too small: {width}x{height} < {min_size}")
-            if img.format == "JPEG":
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: much faster for big photos, and
-                # still at least 3x the target so the final LANCZOS resize keeps full quality.
-                img.draft(None, (size * 3, size * 3))
+            if img.format == "JPEG" and draft_side is not None:
+                # libjpeg scales by 1/2, 1/4 or 1/8 while decoding; keeping 3x the target
+                # lets the final LANCZOS resize keep full quality.
+                img.draft(None, (draft_side, draft_side))
             try:
                 img.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -113,28 +141,28 @@ def decode_image(
                 raise
             except Exception as err:  # truncated data, bad CRC, zlib errors, plugin bugs
                 raise ImageRejected(f"corrupt or truncated image ({_detail(err, path)})") from err
-            return _to_square_array(img, size, channels, rgb)
+            return upright_8bit(img, channels, rgb)
 
 
-def _to_square_array(
-    img: Image.Image, size: int, channels: int, background: tuple[int, ...]
-) -> np.ndarray:
+def upright_8bit(img: Image.Image, channels: int, background: tuple[int, ...]) -> Image.Image:
+    """Any decoded Pillow image → EXIF-upright 8-bit "RGB" (channels 3) or "L" (channels 1)."""
     # Broken EXIF metadata should not cost an otherwise good picture.
     with contextlib.suppress(Exception):
-        ImageOps.exif_transpose(img, in_place=True)
+        img = ImageOps.exif_transpose(img)
+    return _flatten(img, "RGB" if channels == 3 else "L", background)
 
+
+def square_array(img: Image.Image, size: int) -> np.ndarray:
+    """Centre-crop an "RGB" or "L" image to a square and resize it: uint8 [size, size, C]."""
     width, height = img.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     if side != width or side != height:
         img = img.crop((left, top, left + side, top + side))
-
-    # Flatten before resizing: resampling straight alpha would bleed hidden colours into edges.
-    img = _flatten(img, "RGB" if channels == 3 else "L", background)
     if side != size:
         img = img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     array = np.array(img, dtype=np.uint8)
-    if channels == 1:
+    if array.ndim == 2:
         array = array[..., None]
     return np.ascontiguousarray(array)
 

@@ -1,52 +1,71 @@
-"""`ganvas prepare`: turn folders of image files into a dataset directory.
+"""`ganvas prepare`: turn folders, list files and films into a dataset directory.
 
-Every file under the sources is a candidate; each one either becomes a row of images.npy or
-is listed in the manifest's "dropped" with the reason. Decoding runs in worker processes and
-the pixels stream straight into a memory-mapped file, so a dataset larger than RAM is fine.
+The work has two halves. *Scan* (scan.py) reads every picture once, in worker processes:
+an image file, or every N-th frame of a video; it trims borders, cuts the outputs (a centre
+crop, random crops, mosaic tiles) and records the filter measurements. Scanned units are
+journalled to disk (journal.py), so an interrupted prepare picks up where it stopped. *Select*
+(select.py) then decides, from the measurements alone, what the dataset keeps: filters,
+near-duplicates, scenes, class balance. Every picture left out is listed in the manifest with
+its reason, and each filter's drops are shown on a contact sheet in <dataset>/dropped/.
 
-Labels come from nowhere ("none"), from each file's first-level folder ("subfolders"), or
-from a .csv/.json mapping file → class name (see `read_label_mapping`).
+Memory stays bounded whatever the size of the collection: a few units are in flight at a
+time, output pixels stream to a file on disk and into the memory-mapped images.npy.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import functools
-import hashlib
-import io
+import collections
 import json
+import math
 import multiprocessing
 import operator
 import os
 import re
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ganvas.data.images import ImageRejected, decode_image
+from ganvas.data.journal import ScanJournal, work_folder
+from ganvas.data.labels import (
+    IS_LABEL_FILE,
+    LABEL_MODES,
+    NOT_IN_CLASS_FOLDER,
+    LabelMapping,
+    check_labels,
+    is_same_file,
+    match_labels,
+    read_label_mapping,
+)
+from ganvas.data.scan import ScanSettings, Unit, UnitResult, file_key, scan_unit, scan_units
+from ganvas.data.select import GRAYSCALE_MODES, FilterSettings, Picture, select_pictures
+from ganvas.data.sources import SourceFile, check_sources, collect_files
 from ganvas.data.store import FORMAT_NAME, DatasetError, base_manifest, finish_dataset_dir
-from ganvas.io import atomic_dir
+from ganvas.io import atomic_dir, save_image_atomic
 
 if TYPE_CHECKING:
     from rich.progress import Progress
     from rich.table import Table
 
-LABEL_MODES = ("none", "subfolders")
-LABEL_FILE_TYPES = (".csv", ".json")
-NOT_IN_CLASS_FOLDER = "not inside a class subfolder (--labels subfolders)"
-IS_LABEL_FILE = "the labels mapping file (--labels)"
-# Column names (compared case-insensitively) of a mapping file, in order of preference.
-FILE_COLUMNS = ("file", "filename", "path", "image")
-CLASS_COLUMNS = ("label", "class", "category", "genre", "style")
+__all__ = [
+    "IS_LABEL_FILE",
+    "NOT_IN_CLASS_FOLDER",
+    "LabelMapping",
+    "PrepareReport",
+    "prepare_dataset",
+    "read_label_mapping",
+]
+
 _UNMATCHED_EXAMPLES = 20
-_AMBIGUOUS_EXAMPLES = 5
-_COPY_CHUNK_BYTES = 64 * 1024 * 1024
+_COPY_ROWS_BYTES = 64 * 1024 * 1024
+_UNIT_BYTES = 48 * 1024 * 1024  # output pixels one video unit may carry back from a worker
+_IMAGES_PER_TASK = 16
+_SHEET_IMAGES = 64
+_NOT_CHECKED = ("sources", "out", "overwrite", "resume", "progress", "started")
 
 
 @dataclass
@@ -60,6 +79,10 @@ class PrepareReport:
     seconds: float = 0.0
     unmatched_labels: int = 0  # rows of a --labels mapping file that matched no file
     unmatched_label_examples: list[str] = field(default_factory=list)
+    pictures: int = 0  # images and video frames read (before filters and crops)
+    resumed: int = 0  # units an interrupted run had already read
+    scenes: int = 0
+    contact_sheets: dict[str, Path] = field(default_factory=dict)  # reason kind → sheet
 
     def dropped_by_reason(self) -> dict[str, list[str]]:
         """Paths of dropped files grouped by kind of reason, the most common kind first."""
@@ -105,15 +128,6 @@ class PrepareReport:
         return table
 
 
-@dataclass
-class LabelMapping:
-    """A --labels mapping file, read: file key (a relative path or a bare name) → class."""
-
-    path: Path
-    sha256: str
-    classes: dict[str, str]  # normalised file key → class name, in file order
-
-
 def prepare_dataset(
     sources: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -125,33 +139,78 @@ def prepare_dataset(
     background: Sequence[int] | int | str = (255, 255, 255),
     max_pixels: int = 100_000_000,
     min_size: int = 0,
+    every: int = 1,
+    start: float = 0.0,
+    end: float | None = None,
+    trim_borders: bool = False,
+    border_tolerance: float = 12.0,
+    random_crops: int = 0,
+    crop_scale: Sequence[float] = (0.08, 1.0),
+    crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
+    mosaic: str | Sequence[int] | None = None,
+    drop_blank: bool = False,
+    drop_text: bool = False,
+    blur: float | str | None = None,
+    dedupe: int | None = None,
+    grayscale: str = "keep",
+    scene_distance: int = 16,
+    max_per_scene: int | None = None,
+    classes: Sequence[str] | None = None,
+    exclude_classes: Sequence[str] | None = None,
+    max_per_class: int | None = None,
     workers: int | None = None,
     overwrite: bool = False,
+    resume: bool = True,
     progress: bool = True,
 ) -> PrepareReport:
-    """Decode every file under `sources` into a dataset directory at `out`.
+    """Read every image and video under `sources` into a dataset directory at `out`.
 
-    Files are taken in sorted path order, centre-cropped to a square and resized to `size`.
-    Hidden files and folders (name starting with '.') are ignored; every other file that is
-    not a usable image is listed with its reason in the manifest's "dropped".
+    Files are taken in sorted path order (list files in their own order). Each picture is
+    optionally trimmed of uniform borders, then cut into outputs: one centre square by
+    default, `random_crops` random crops, or the tiles of a `mosaic` (each tile centre-cropped,
+    or randomly cropped when both are given), all resized to `size` at the end. Hidden files
+    and folders are ignored; every other file that gives no image is listed with its reason.
 
     Args:
-        sources: one or more folders (walked recursively) or single image files.
+        sources: folders (walked recursively), image or video files, or list files (.txt /
+            .lst, one path per line, relative to the list's folder).
         out: the dataset directory to create.
         size: side of the square images, 8-4096 pixels.
         channels: 3 for RGB, 1 for greyscale.
         labels: "none"; "subfolders" to label each image by the first-level folder it sits
-            in under its source (files directly in a source root are then dropped); or the
-            path of a .csv/.json file mapping files to class names (see `read_label_mapping`;
-            files it does not name are dropped).
+            in (files directly in a source root are then dropped); or a .csv/.json file
+            mapping files to class names (see `read_label_mapping`).
         val_fraction: share of images held out as the validation split, in [0, 1).
-        seed: seed of the validation split draw.
+        seed: seed of the validation split, the random crops and the class balance.
         background: colour that transparency is flattened over: (r, g, b), a grey level or
             a colour name / "#rrggbb".
         max_pixels: images with more pixels are dropped without being decoded.
-        min_size: images whose shorter side is smaller are dropped.
-        workers: decoding processes (default: one per CPU); 1 decodes in this process.
+        min_size: images (and video frames) whose shorter side is smaller are dropped.
+        every: of videos, keep frames 0, N, 2N, ...
+        start: of videos, skip frames before this time (seconds).
+        end: of videos, stop before this time (seconds); None: to the end.
+        trim_borders: cut uniform margins (letterbox bars, mats, frame bands) off first.
+        border_tolerance: how far (0-255) a border pixel may stray from its line's colour.
+        random_crops: make this many RandomResizedCrop copies per picture (0: centre crop).
+        crop_scale: range of the crops' area as a fraction of the picture.
+        crop_ratio: range of the crops' width / height before the square resize.
+        mosaic: "RxC" (or (R, C)): cut each picture into R rows × C columns of tiles, from
+            the full-resolution source.
+        drop_blank: drop black, faded-out and single-colour pictures.
+        drop_text: drop title cards and credits (flat text on a flat background).
+        blur: drop blurry pictures: a sharpness threshold (variance of the Laplacian at
+            `size`, e.g. 100) or "pN" / "N%" to drop the blurriest N percent.
+        dedupe: drop near-duplicates whose perceptual hashes differ by at most this many of
+            63 bits (6 is a good start), keeping the sharpest of each group; None keeps all.
+        grayscale: "keep" everything, "drop" black-and-white pictures, or keep "only" them.
+        scene_distance: consecutive pictures whose hashes differ by more bits start a scene.
+        max_per_scene: keep at most N pictures per scene, spread evenly through it.
+        classes: keep only these classes (needs labels).
+        exclude_classes: leave these classes out (needs labels).
+        max_per_class: at most N images per class, a seeded random choice (balances classes).
+        workers: reading processes (default: one per CPU); 1 reads in this process.
         overwrite: replace an existing dataset at `out` (only once the new one is complete).
+        resume: continue an interrupted prepare of the same settings (False starts over).
         progress: show a progress bar on stderr.
 
     Returns:
@@ -159,21 +218,11 @@ def prepare_dataset(
 
     Raises:
         DatasetError: bad arguments, an unreadable or ambiguous labels file, a missing or
-            empty source, `out` already exists (without `overwrite`), or not a single usable
-            image was found.
+            empty source, `out` already exists (without `overwrite`), or nothing usable.
     """
     started = time.perf_counter()
-    checked = _check_arguments(
-        size=size,
-        channels=channels,
-        labels=labels,
-        val_fraction=val_fraction,
-        seed=seed,
-        background=background,
-        max_pixels=max_pixels,
-        min_size=min_size,
-        workers=workers,
-    )
+    given = dict(locals())
+    checked = _check_arguments(**{k: v for k, v in given.items() if k not in _NOT_CHECKED})
     mode = checked["labels"]
     mapping = None
     if mode not in LABEL_MODES:
@@ -185,67 +234,62 @@ def prepare_dataset(
         **checked,
         "overwrite": bool(overwrite),
     }
-    size, channels = checked["size"], checked["channels"]
-    workers = checked["workers"] or os.cpu_count() or 1
-    roots = _check_sources(params["sources"])
-    out = Path(out)
-    _check_out(out, roots, overwrite)
-    candidates, absolute, walk_errors = _collect(roots, out)
-
-    # Dataset order is candidate order; `dropped` keeps candidate order too.
-    dropped: dict[int, tuple[str, str]] = {}
-    class_of: dict[int, str] = {}
-    unmatched: list[str] = []
-    if mode == "subfolders":
-        for i, (_, rel) in enumerate(candidates):
-            if "/" in rel:
-                class_of[i] = rel.split("/", 1)[0]
-            else:
-                dropped[i] = (absolute[i], NOT_IN_CLASS_FOLDER)
-    elif mapping is not None:
-        for i in range(len(candidates)):
-            if _is_file(absolute[i], mapping.path):
-                dropped[i] = (absolute[i], IS_LABEL_FILE)
-        files = [(i, candidates[i]) for i in range(len(candidates)) if i not in dropped]
-        class_of, unmatched = _match_labels(mapping, files)
-        no_label = f"no label in {mapping.path.name}"
-        for i, _ in files:
-            if i not in class_of:
-                dropped[i] = (absolute[i], no_label)
-    to_decode = [i for i in range(len(candidates)) if i not in dropped]
-
-    decode = functools.partial(
-        _decode_job,
-        size=size,
-        channels=channels,
+    scan_settings = ScanSettings(
+        size=checked["size"],
+        channels=checked["channels"],
         background=tuple(checked["background"]),
         max_pixels=checked["max_pixels"],
         min_size=checked["min_size"],
+        trim_borders=checked["trim_borders"],
+        border_tolerance=checked["border_tolerance"],
+        random_crops=checked["random_crops"],
+        crop_scale=tuple(checked["crop_scale"]),
+        crop_ratio=tuple(checked["crop_ratio"]),
+        mosaic=tuple(checked["mosaic"]) if checked["mosaic"] else None,
+        seed=checked["seed"],
     )
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        images_file = tmp / "images.npy"
-        kept: list[int] = []
-        if to_decode:
-            images = np.lib.format.open_memmap(
-                images_file, mode="w+", dtype=np.uint8, shape=(len(to_decode), size, size, channels)
-            )
-            paths = [absolute[i] for i in to_decode]
-            with (
-                _progress_bar(progress) as bar,
-                contextlib.closing(_run_jobs(decode, paths, workers)) as results,
-            ):
-                task = bar.add_task("decoding", total=len(paths), rejected=len(dropped))
-                for i, (pixels, reason) in zip(to_decode, results, strict=True):
-                    if reason is None:
-                        images[len(kept)] = pixels
-                        kept.append(i)
-                    else:
-                        dropped[i] = (absolute[i], reason)
-                    bar.update(task, advance=1, rejected=len(dropped))
-            images.flush()
-            del images
+    filter_settings = FilterSettings(
+        drop_blank=checked["drop_blank"],
+        drop_text=checked["drop_text"],
+        blur=checked["blur"] if isinstance(checked["blur"], float) else None,
+        blur_percentile=_percentile(checked["blur"]),
+        dedupe=checked["dedupe"],
+        grayscale=checked["grayscale"],
+        scene_distance=checked["scene_distance"],
+        max_per_scene=checked["max_per_scene"],
+        max_per_class=checked["max_per_class"],
+        seed=checked["seed"],
+    )
+    workers = checked["workers"] or os.cpu_count() or 1
+    roots = check_sources(params["sources"])
+    out = Path(out)
+    _check_out(out, roots, overwrite)
+    files, walk_errors = collect_files(roots, out)
 
-        dropped_list = walk_errors + [dropped[i] for i in sorted(dropped)]
+    # Dropped before reading: keyed by file index, so the listing follows file order.
+    dropped: dict[int, tuple[str, str]] = {}
+    class_of, unmatched = _assign_classes(files, mode, mapping, dropped)
+    _choose_classes(files, class_of, checked, dropped)
+    if checked["max_per_class"] is not None and mode == "none":
+        raise DatasetError("max_per_class needs classes: pass labels ('subfolders' or a file)")
+
+    units: list[Unit] = []
+    for index, file in enumerate(files):
+        if index in dropped:
+            continue
+        try:
+            units.extend(_units_of(index, file, checked, scan_settings))
+        except (ValueError, OSError) as err:
+            dropped[index] = (file.path, str(err))
+
+    journal = ScanJournal(work_folder(out), scan_settings, resume=resume)
+    try:
+        reused = _scan(units, scan_settings, journal, workers, progress, len(dropped))
+        journal.sync()
+        pictures = _pictures(units, files, journal, class_of, scan_settings)
+        scenes = select_pictures(pictures, filter_settings)
+        kept = [p for p in pictures if p.reason is None]
+        dropped_list = walk_errors + _dropped_in_order(files, dropped, pictures)
         if not kept:
             message = _nothing_usable_message(roots, dropped_list)
             if mapping is not None and unmatched:
@@ -254,372 +298,307 @@ def prepare_dataset(
                     f" (e.g. {', '.join(unmatched[:3])}): its paths must be relative to the"
                     " source folder, or bare file names"
                 )
+            if not any(p.rows for p in pictures):
+                journal.remove()  # nothing decoded: nothing worth keeping for a rerun
+            else:
+                message += "; what was read is kept, so a rerun with other filters is quick"
             raise DatasetError(message)
-        if len(kept) < len(to_decode):
-            _truncate_rows(images_file, len(kept))
-
-        classes: list[str] = []
-        label_array = None
-        if mode != "none":
-            names = [class_of[i] for i in kept]
-            classes = sorted(set(names))
-            lookup = {name: k for k, name in enumerate(classes)}
-            label_array = np.array([lookup[name] for name in names], dtype=np.int64)
-
-        manifest = base_manifest(size, channels, classes)
+        class_names = sorted({p.class_name for p in kept}) if mode != "none" else []
+        manifest = base_manifest(scan_settings.size, scan_settings.channels, class_names)
         manifest["sources"] = [str(root) for root in roots]
-        manifest["files"] = [f"{candidates[i][0]}:{candidates[i][1]}" for i in kept]
-        manifest["dropped"] = [{"path": path, "reason": reason} for path, reason in dropped_list]
         manifest["params"] = params
         if mapping is not None:
             manifest["unmatched_labels"] = len(unmatched)
             manifest["unmatched_label_examples"] = unmatched[:_UNMATCHED_EXAMPLES]
-        manifest["splits"] = {
-            "val": _val_indices(len(kept), checked["val_fraction"], checked["seed"])
-        }
-        readonly = np.load(images_file, mmap_mode="r")
-        finish_dataset_dir(tmp, readonly, label_array, manifest)
-        del readonly
-
+        manifest["scenes"] = scenes
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            count = _write_dataset(tmp, kept, journal, scan_settings, class_names, manifest,
+                                   dropped_list, checked)  # fmt: skip
+            sheets = _write_contact_sheets(tmp, pictures, journal)
+    except BaseException:
+        journal.close()  # keeps the work for the next run
+        raise
+    journal.remove()
     return PrepareReport(
         out=out,
-        kept=len(kept),
+        kept=count,
         dropped=dropped_list,
-        classes=classes,
+        classes=class_names,
         seconds=time.perf_counter() - started,
         unmatched_labels=len(unmatched),
         unmatched_label_examples=unmatched[:_UNMATCHED_EXAMPLES],
+        pictures=len(pictures),
+        resumed=reused,
+        scenes=scenes,
+        contact_sheets={kind: out / "dropped" / path.name for kind, path in sheets.items()},
     )
 
 
-def read_label_mapping(path: str | os.PathLike) -> LabelMapping:
-    """Read a .csv or .json file that maps image files to class names.
-
-    CSV: a header row, then one row per image. The file column is the first of
-    `FILE_COLUMNS` present, the class column the first of `CLASS_COLUMNS` (names compared
-    case-insensitively); a file with exactly two columns of other names uses them in order.
-    The delimiter is ',' unless the header holds more ';' or tabs.
-
-    JSON: an object {"file": "class", ...}, or a list of objects whose keys follow the CSV
-    column rules.
-
-    File keys are paths relative to a source folder ('/' or '\\' separators) or bare file
-    names. Rows with an empty file or class are ignored; a file given two different classes
-    is an error.
-
-    Raises:
-        DatasetError: the file cannot be read or parsed, its columns cannot be told apart,
-            or it maps nothing.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DatasetError(f"cannot read labels file {path} ({err.strerror or err})") from err
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"labels file {path} is not UTF-8 text ({err.reason})") from err
-    if path.suffix.lower() == ".json":
-        records = _json_records(path, text)
-    else:
-        records = _csv_records(path, text)
-    classes: dict[str, str] = {}
-    for file_cell, class_cell, where in records:
-        file_name, class_name = _cell(path, file_cell, where), _cell(path, class_cell, where)
-        if not file_name or not class_name:
-            continue
-        key = _mapping_key(file_name)
-        previous = classes.setdefault(key, class_name)
-        if previous != class_name:
-            raise DatasetError(
-                f"labels file {path} gives {key} two classes, {previous!r} and {class_name!r}"
-                f" ({where})"
-            )
-    if not classes:
-        raise DatasetError(f"labels file {path} maps no files to classes")
-    return LabelMapping(path=path, sha256=hashlib.sha256(raw).hexdigest(), classes=classes)
-
-
-def _csv_records(path: Path, text: str) -> list[tuple[Any, Any, str]]:
-    header_line = next((line for line in text.splitlines() if line.strip()), None)
-    if header_line is None:
-        raise DatasetError(f"labels file {path} is empty")
-    delimiter = max(",;\t", key=header_line.count)  # a tie (none of them) → ','
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records: list[tuple[Any, Any, str]] = []
-    try:
-        rows = ((reader.line_num, row) for row in reader if any(cell.strip() for cell in row))
-        _, header = next(rows)
-        file_col, class_col = _pick_columns(path, header)
-        for line, row in rows:
-            cells = [*row, "", ""]
-            records.append((cells[file_col], cells[class_col], f"line {line}"))
-    except csv.Error as err:
-        raise DatasetError(f"labels file {path} is not valid CSV ({err})") from err
-    return records
-
-
-def _json_records(path: Path, text: str) -> list[tuple[Any, Any, str]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"labels file {path} is not valid JSON ({err})") from err
-    if isinstance(data, dict):
-        return [(key, value, f"key {key!r}") for key, value in data.items()]
-    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
-        columns = list(dict.fromkeys(str(key) for item in data for key in item))
-        if not columns:
-            raise DatasetError(f"labels file {path} maps no files to classes")
-        file_col, class_col = _pick_columns(path, columns)
-        file_key, class_key = columns[file_col], columns[class_col]
-        return [
-            (item.get(file_key), item.get(class_key), f"item {n}") for n, item in enumerate(data)
-        ]
-    raise DatasetError(
-        f"labels file {path} must hold a JSON object {{file: class, ...}} or a list of objects"
-        f" with a file and a class field, got {type(data).__name__}"
-    )
-
-
-def _pick_columns(path: Path, columns: list[str]) -> tuple[int, int]:
-    """Indices of the file and the class column among `columns` (see `read_label_mapping`)."""
-    lowered = [column.strip().lower() for column in columns]
-
-    def first(names: tuple[str, ...]) -> int | None:
-        return next((lowered.index(name) for name in names if name in lowered), None)
-
-    file_col, class_col = first(FILE_COLUMNS), first(CLASS_COLUMNS)
-    if len(columns) == 2:
-        if file_col is None and class_col is None:
-            file_col, class_col = 0, 1
-        elif file_col is None:
-            file_col = 1 - class_col
-        elif class_col is None:
-            class_col = 1 - file_col
-    if file_col is None or class_col is None:
-        raise DatasetError(
-            f"labels file {path}: cannot tell which columns hold the file and the class;"
-            f" it has columns {', '.join(repr(c) for c in columns)}; name the file column one"
-            f" of {', '.join(FILE_COLUMNS)} and the class column one of"
-            f" {', '.join(CLASS_COLUMNS)} (or use exactly two columns: file, class)"
-        )
-    return file_col, class_col
-
-
-def _cell(path: Path, value: Any, where: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise DatasetError(f"labels file {path}, {where}: expected a name, got {value!r}")
-
-
-def _mapping_key(name: str) -> str:
-    key = name.replace("\\", "/")
-    while key.startswith("./"):
-        key = key[2:]
-    return key
-
-
-def _bare_name(key: str) -> str:
-    return key.rsplit("/", 1)[-1]
-
-
-def _match_labels(
-    mapping: LabelMapping, files: list[tuple[int, tuple[int, str]]]
+def _assign_classes(
+    files: list[SourceFile],
+    mode: str,
+    mapping: LabelMapping | None,
+    dropped: dict[int, tuple[str, str]],
 ) -> tuple[dict[int, str], list[str]]:
-    """Class of each file (by candidate index) that the mapping names, and the mapping keys
-    that named no file.
-
-    A file matches a key equal to its path relative to its source root; failing that, a key
-    with the same bare file name among the keys that matched no path exactly. A bare name
-    that two such keys, or two such files, share is an error.
-    """
-    classes = mapping.classes
+    """Class name of each file index (as the labels option says), and unmatched mapping rows."""
     class_of: dict[int, str] = {}
-    used: set[str] = set()
-    pending: list[tuple[int, tuple[int, str]]] = []
-    for i, (source, rel) in files:
-        if rel in classes:
-            class_of[i] = classes[rel]
-            used.add(rel)
+    unmatched: list[str] = []
+    if mode == "subfolders":
+        for i, file in enumerate(files):
+            if "/" in file.rel:
+                class_of[i] = file.rel.split("/", 1)[0]
+            else:
+                dropped[i] = (file.path, NOT_IN_CLASS_FOLDER)
+    elif mapping is not None:
+        for i, file in enumerate(files):
+            if is_same_file(file.path, mapping.path):
+                dropped[i] = (file.path, IS_LABEL_FILE)
+        named = [(i, (f.source, f.rel)) for i, f in enumerate(files) if i not in dropped]
+        class_of, unmatched = match_labels(mapping, named)
+        no_label = f"no label in {mapping.path.name}"
+        for i, _ in named:
+            if i not in class_of:
+                dropped[i] = (files[i].path, no_label)
+    return class_of, unmatched
+
+
+def _choose_classes(
+    files: list[SourceFile],
+    class_of: dict[int, str],
+    checked: dict[str, Any],
+    dropped: dict[int, tuple[str, str]],
+) -> None:
+    """Apply `classes` / `exclude_classes`: files of other classes are not even read."""
+    wanted, unwanted = checked["classes"], checked["exclude_classes"]
+    if not wanted and not unwanted:
+        return
+    if checked["labels"] == "none":
+        raise DatasetError("classes / exclude_classes need labels ('subfolders' or a file)")
+    known = sorted(set(class_of.values()))
+    for name in [*(wanted or []), *(unwanted or [])]:
+        if name not in known:
+            raise DatasetError(
+                f"no class named {name!r}; the sources have: {', '.join(known) or 'none'}"
+            )
+    for i, name in class_of.items():
+        if wanted and name not in wanted:
+            dropped[i] = (files[i].path, "class not chosen (--classes)")
+        elif unwanted and name in unwanted:
+            dropped[i] = (files[i].path, "class excluded (--exclude-classes)")
+
+
+def _units_of(
+    index: int, file: SourceFile, checked: dict[str, Any], settings: ScanSettings
+) -> list[Unit]:
+    """The work units of one file: itself, or stretches of a video's frames."""
+    if not file.is_video:
+        return [Unit(key=file_key(file.path), file_index=index, path=file.path, name=file.name)]
+    from ganvas.data.video import frame_count_estimate, frame_rate
+
+    every, start, end = checked["every"], checked["start"], checked["end"]
+    fps = frame_rate(file.path)
+    total = frame_count_estimate(file.path)
+
+    def unit(first_s: float, stop_s: float | None, frames: int) -> Unit:
+        key = file_key(file.path, f"|{first_s:.6f}-{stop_s}|every={every}")
+        return Unit(key, index, file.path, file.name, True, first_s, stop_s, every, frames)
+
+    if not fps or total is None:  # no frame grid to cut along: one unit, read to the end
+        return [unit(start, end, 1)]
+    first = math.ceil(start * fps - 1e-6)
+    first = -(-first // every) * every  # the first multiple of `every` at or after it
+    stop = total if end is None else min(total, math.ceil(end * fps - 1e-6))
+    if first >= stop:
+        raise ValueError(f"no frames between {start} s and {end} s (the video has {total})")
+    per_unit = max(
+        1, min(512, _UNIT_BYTES // (settings.outputs_per_picture * _row_bytes(settings)))
+    )
+    span = per_unit * every
+    bounds = list(range(first, stop, span))
+    units = []
+    for k, a in enumerate(bounds):
+        b = bounds[k + 1] if k + 1 < len(bounds) else None
+        frames = -(-((b if b is not None else stop) - a) // every)
+        # The last unit runs to the user's end (or the film's): frame counts are estimates.
+        units.append(unit(a / fps, b / fps if b is not None else end, frames))
+    return units
+
+
+def _row_bytes(settings: ScanSettings) -> int:
+    return settings.size * settings.size * settings.channels
+
+
+def _scan(
+    units: list[Unit],
+    settings: ScanSettings,
+    journal: ScanJournal,
+    workers: int,
+    progress: bool,
+    rejected_before: int,
+) -> int:
+    """Scan every unit the journal does not hold yet; returns how many it already held."""
+    pending = [u for u in units if u.key not in journal.entries]
+    done_before = [u for u in units if u.key in journal.entries]
+    rejected = rejected_before + sum(
+        1 for u in done_before for item in journal.entries[u.key]["items"] if item["reason"]
+    )
+    with _progress_bar(progress) as bar:
+        task = bar.add_task(
+            "reading",
+            total=sum(u.frames for u in units),
+            completed=sum(u.frames for u in done_before),
+            rejected=rejected,
+        )
+        for unit, result in zip(pending, _run_units(pending, settings, workers), strict=True):
+            journal.add(result)
+            rejected += sum(1 for item in result.items if item["reason"])
+            bar.update(task, advance=unit.frames, rejected=rejected)
+    return len(done_before)
+
+
+def _run_units(units: list[Unit], settings: ScanSettings, workers: int) -> Iterator[UnitResult]:
+    """Scan results of `units`, in order, from at most 2 × `workers` tasks in flight."""
+    tasks: list[list[Unit]] = []
+    for unit in units:
+        if (
+            tasks
+            and not unit.video
+            and not tasks[-1][-1].video
+            and len(tasks[-1]) < _IMAGES_PER_TASK
+        ):
+            tasks[-1].append(unit)
         else:
-            pending.append((i, (source, rel)))
-    keys_by_name: dict[str, list[str]] = {}
-    for key in classes:
-        if key not in used:
-            keys_by_name.setdefault(_bare_name(key), []).append(key)
-    files_by_name: dict[str, list[tuple[int, tuple[int, str]]]] = {}
-    for i, (source, rel) in pending:
-        name = _bare_name(rel)
-        if name in keys_by_name:
-            files_by_name.setdefault(name, []).append((i, (source, rel)))
-    ambiguous: list[str] = []
-    for name, named_files in files_by_name.items():
-        keys = keys_by_name[name]
-        if len(keys) == 1 and len(named_files) == 1:
-            class_of[named_files[0][0]] = classes[keys[0]]
-            used.add(keys[0])
-            continue
-        parts = []
-        if len(keys) > 1:
-            parts.append("rows " + ", ".join(repr(key) for key in keys[:3]))
-        if len(named_files) > 1:
-            parts.append("files " + ", ".join(f"{s}:{rel}" for _, (s, rel) in named_files[:3]))
-        ambiguous.append(f"{name} ({'; '.join(parts)})")
-    if ambiguous:
-        shown = ", ".join(ambiguous[:_AMBIGUOUS_EXAMPLES])
-        extra = len(ambiguous) - _AMBIGUOUS_EXAMPLES
-        more = f" and {extra} more" if extra > 0 else ""
-        count = (
-            "1 bare file name is"
-            if len(ambiguous) == 1
-            else f"{len(ambiguous)} bare file names are"
-        )
-        raise DatasetError(
-            f"labels file {mapping.path}: {count} ambiguous:"
-            f" {shown}{more}; name those files by their path relative to the source"
-            " folder (e.g. cats/img1.png) instead"
-        )
-    return class_of, [key for key in classes if key not in used]
-
-
-def _is_file(candidate: str, target: Path) -> bool:
-    """Whether `candidate` is the file `target` (cheap name check first)."""
-    if os.path.basename(candidate) != target.name:
-        return False
-    try:
-        return os.path.samefile(candidate, target)
-    except OSError:
-        return False
-
-
-def _decode_job(
-    path: str,
-    *,
-    size: int,
-    channels: int,
-    background: tuple[int, int, int],
-    max_pixels: int,
-    min_size: int,
-) -> tuple[np.ndarray | None, str | None]:
-    """One file → (pixels, None) or (None, reason). Runs in worker processes."""
-    try:
-        pixels = decode_image(
-            path, size, channels, background=background, max_pixels=max_pixels, min_size=min_size
-        )
-    except ImageRejected as rejected:
-        return None, rejected.reason
-    return pixels, None
-
-
-def _run_jobs(
-    job: Callable[[str], tuple[np.ndarray | None, str | None]], paths: list[str], workers: int
-) -> Generator[tuple[np.ndarray | None, str | None], None, None]:
-    """Results of `job` over `paths`, in order, from a spawn-started process pool."""
-    workers = min(workers, len(paths))
+            tasks.append([unit])
+    workers = min(workers, len(tasks))
     if workers <= 1:
-        yield from map(job, paths)
+        for unit in units:
+            yield scan_unit(unit, settings)
         return
     # spawn, not fork: the caller may hold threads or CUDA state that fork would copy.
-    executor = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-    )
-    try:
-        chunksize = max(1, min(64, len(paths) // (workers * 8)))
-        yield from executor.map(job, paths, chunksize=chunksize)
-    finally:
-        # On error or interrupt, drop the queued work instead of finishing it.
-        executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _collect(
-    roots: list[Path], out: Path
-) -> tuple[list[tuple[int, str]], list[str], list[tuple[str, str]]]:
-    """Every candidate file as (source index, relative posix path), its absolute path, and the
-    folders that could not be read."""
-    skip = set()
-    if out.is_dir():
-        # A previous dataset written inside a source must not be read back as images.
-        stat = out.stat()
-        skip.add((stat.st_dev, stat.st_ino))
-    candidates: list[tuple[int, str]] = []
-    absolute: list[str] = []
-    walk_errors: list[tuple[str, str]] = []
-    for index, root in enumerate(roots):
-        found, errors = _walk(root, skip)
-        walk_errors.extend(errors)
-        if not found:
-            raise DatasetError(f"{root} holds no files (hidden files are ignored)")
-        candidates.extend((index, rel) for rel in found)
-        if root.is_dir():
-            absolute.extend(str(root.joinpath(*rel.split("/"))) for rel in found)
-        else:
-            absolute.append(str(root))
-    return candidates, absolute, walk_errors
-
-
-def _walk(root: Path, skip: set[tuple[int, int]]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Non-hidden files under `root` as sorted relative posix paths, plus unreadable folders.
-
-    Symlinked folders are followed, but each real folder is visited once, so links that loop
-    back (or point at a folder already walked) add nothing.
-    """
-    if not root.is_dir():
-        return [root.name], []
-    files: list[tuple[str, ...]] = []
-    errors: list[tuple[str, str]] = []
-    seen: set[tuple[int, int]] = set(skip)
-    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
-    while stack:
-        folder, parts = stack.pop()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
+        in_flight: collections.deque[Future] = collections.deque()
+        queue = iter(tasks)
         try:
-            stat = folder.stat()
-            key = (stat.st_dev, stat.st_ino)
-            if key in seen:
-                continue
-            seen.add(key)
-            with os.scandir(folder) as scan:
-                entries = sorted(scan, key=lambda entry: entry.name)
-        except OSError as err:
-            if not parts:
-                raise DatasetError(f"cannot read source folder {root} ({err.strerror})") from err
-            errors.append((str(folder), f"cannot read folder ({err.strerror or err})"))
-            continue
-        subfolders = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                subfolders.append((Path(entry.path), (*parts, entry.name)))
-            else:
-                files.append((*parts, entry.name))
-        stack.extend(reversed(subfolders))
-    files.sort()
-    return ["/".join(parts) for parts in files], errors
+            for task in queue:
+                in_flight.append(executor.submit(scan_units, task, settings))
+                if len(in_flight) >= 2 * workers:
+                    yield from in_flight.popleft().result()
+            while in_flight:
+                yield from in_flight.popleft().result()
+        finally:
+            # On error or interrupt, drop the queued work instead of finishing it.
+            for future in in_flight:
+                future.cancel()
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _truncate_rows(images_file: Path, rows: int) -> None:
-    """Rewrite images.npy keeping only its first `rows` rows, streaming in chunks."""
-    source = np.load(images_file, mmap_mode="r")
-    partial = images_file.with_name(images_file.name + ".partial")
-    target = np.lib.format.open_memmap(
-        partial, mode="w+", dtype=source.dtype, shape=(rows, *source.shape[1:])
+def _pictures(
+    units: list[Unit],
+    files: list[SourceFile],
+    journal: ScanJournal,
+    class_of: dict[int, str],
+    settings: ScanSettings,
+) -> list[Picture]:
+    """One `Picture` per scanned item, in unit order, pointing at its rows in the journal."""
+    pictures: list[Picture] = []
+    for unit in units:
+        entry = journal.entries[unit.key]
+        row, thumb = entry["row0"], entry["thumb0"]
+        file = files[unit.file_index]
+        for item in entry["items"]:
+            picture = Picture(
+                name=file.name + item["name"],
+                path=file.path + item["name"],
+                file_index=unit.file_index,
+                stream=f"video {unit.file_index}" if unit.video else f"source {file.source}",
+                class_name=class_of.get(unit.file_index),
+                reason=item["reason"],
+            )
+            if item["rows"]:
+                picture.rows = list(range(row, row + item["rows"]))
+                picture.thumb = thumb
+                picture.blank = item["blank"]
+                picture.text = item["text"]
+                picture.sharpness = item["sharpness"]
+                picture.grey = item["grey"]
+                picture.hash = int(item["hash"], 16)
+                row, thumb = row + item["rows"], thumb + 1
+            pictures.append(picture)
+    return pictures
+
+
+def _dropped_in_order(
+    files: list[SourceFile], dropped: dict[int, tuple[str, str]], pictures: list[Picture]
+) -> list[tuple[str, str]]:
+    """Files dropped before reading and pictures dropped after, in file order."""
+    by_file: dict[int, list[tuple[str, str]]] = {i: [entry] for i, entry in dropped.items()}
+    for picture in pictures:
+        if picture.reason is not None:
+            by_file.setdefault(picture.file_index, []).append((picture.path, picture.reason))
+    return [entry for i in sorted(by_file) for entry in by_file[i]]
+
+
+def _write_dataset(
+    folder: Path,
+    kept: list[Picture],
+    journal: ScanJournal,
+    settings: ScanSettings,
+    class_names: list[str],
+    manifest: dict[str, Any],
+    dropped: list[tuple[str, str]],
+    checked: dict[str, Any],
+) -> int:
+    """images.npy (streamed from the journal), labels, manifest and preview into `folder`."""
+    rows = [row for p in kept for row in p.rows]
+    suffixes = settings.output_names()
+    names = [p.name + suffixes[k] for p in kept for k in range(len(p.rows))]
+    source = journal.outputs()
+    images_file = folder / "images.npy"
+    images = np.lib.format.open_memmap(
+        images_file, mode="w+", dtype=np.uint8, shape=(len(rows), *source.shape[1:])
     )
-    step = max(1, _COPY_CHUNK_BYTES // max(1, source[0].nbytes))
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        target[start:stop] = source[start:stop]
-    target.flush()
-    del target, source
-    os.replace(partial, images_file)
+    step = max(1, _COPY_ROWS_BYTES // _row_bytes(settings))
+    for begin in range(0, len(rows), step):
+        chunk = rows[begin : begin + step]
+        images[begin : begin + len(chunk)] = source[np.asarray(chunk)]
+    images.flush()
+    del images, source
+    label_array = None
+    if class_names:
+        lookup = {name: k for k, name in enumerate(class_names)}
+        label_array = np.array([lookup[p.class_name] for p in kept for _ in p.rows], dtype=np.int64)
+    manifest["files"] = names
+    manifest["dropped"] = [{"path": path, "reason": reason} for path, reason in dropped]
+    manifest["splits"] = {"val": _val_indices(len(rows), checked["val_fraction"], checked["seed"])}
+    manifest["scan"] = asdict(settings)
+    readonly = np.load(images_file, mmap_mode="r")
+    finish_dataset_dir(folder, readonly, label_array, manifest)
+    del readonly
+    return len(rows)
+
+
+def _write_contact_sheets(
+    folder: Path, pictures: list[Picture], journal: ScanJournal
+) -> dict[str, Path]:
+    """dropped/<reason>.png: the first pictures each kind of reason left out."""
+    from ganvas.grid import image_grid, to_pil
+
+    by_kind: dict[str, list[int]] = {}
+    for p in pictures:
+        if p.reason is not None and p.thumb is not None:
+            by_kind.setdefault(_reason_kind(p.reason), []).append(p.thumb)
+    if not by_kind:
+        return {}
+    thumbs = journal.thumbs()
+    sheets: dict[str, Path] = {}
+    for kind, indices in by_kind.items():
+        slug = re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-") or "other"
+        path = folder / "dropped" / f"{slug}.png"
+        path.parent.mkdir(exist_ok=True)
+        save_image_atomic(path, to_pil(image_grid(np.asarray(thumbs[indices[:_SHEET_IMAGES]]))))
+        sheets[kind] = path
+    return sheets
 
 
 def _val_indices(count: int, val_fraction: float, seed: int) -> list[int]:
@@ -699,7 +678,7 @@ def _check_arguments(**given: Any) -> dict[str, Any]:
     checked: dict[str, Any] = {"size": whole("size", 8, 4096), "channels": whole("channels", 1)}
     if checked["channels"] not in (1, 3):
         raise DatasetError(f"channels must be 1 (greyscale) or 3 (RGB), got {checked['channels']}")
-    checked["labels"] = _check_labels(given["labels"])
+    checked["labels"] = check_labels(given["labels"])
     val_fraction = given["val_fraction"]
     try:
         checked["val_fraction"] = float(val_fraction)
@@ -712,24 +691,117 @@ def _check_arguments(**given: Any) -> dict[str, Any]:
     checked["max_pixels"] = whole("max_pixels", 1)
     checked["min_size"] = whole("min_size", 0)
     checked["workers"] = None if given["workers"] is None else whole("workers", 1)
+
+    def optional(name: str, low: int, high: int | None = None) -> int | None:
+        return None if given[name] is None else whole(name, low, high)
+
+    def number(name: str, low: float, allow_none: bool = False) -> float | None:
+        value = given[name]
+        if value is None and allow_none:
+            return None
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(result) or result < low:
+            raise DatasetError(f"{name} must be at least {low:g}, got {value!r}")
+        return result
+
+    checked["every"] = whole("every", 1)
+    checked["start"] = number("start", 0.0)
+    checked["end"] = number("end", 0.0, allow_none=True)
+    if checked["end"] is not None and checked["end"] <= checked["start"]:
+        raise DatasetError(
+            f"end ({checked['end']:g} s) must come after start ({checked['start']:g} s)"
+        )
+    checked["trim_borders"] = bool(given["trim_borders"])
+    checked["border_tolerance"] = number("border_tolerance", 0.0)
+    checked["random_crops"] = whole("random_crops", 0, 1000)
+    checked["crop_scale"] = _pair("crop_scale", given["crop_scale"], 1e-6, 1.0)
+    checked["crop_ratio"] = _pair("crop_ratio", given["crop_ratio"], 1e-3, 1e3)
+    checked["mosaic"] = _check_mosaic(given["mosaic"])
+    checked["drop_blank"] = bool(given["drop_blank"])
+    checked["drop_text"] = bool(given["drop_text"])
+    checked["blur"] = _check_blur(given["blur"])
+    checked["dedupe"] = optional("dedupe", 0, 63)
+    if given["grayscale"] not in GRAYSCALE_MODES:
+        raise DatasetError(
+            f"grayscale must be one of {', '.join(GRAYSCALE_MODES)}, got {given['grayscale']!r}"
+        )
+    checked["grayscale"] = given["grayscale"]
+    checked["scene_distance"] = whole("scene_distance", 0, 63)
+    checked["max_per_scene"] = optional("max_per_scene", 1)
+    checked["max_per_class"] = optional("max_per_class", 1)
+    checked["classes"] = _names("classes", given["classes"])
+    checked["exclude_classes"] = _names("exclude_classes", given["exclude_classes"])
     return checked
 
 
-def _check_labels(labels: Any) -> str:
-    """'none', 'subfolders', or the absolute path of an existing .csv/.json mapping file."""
-    if isinstance(labels, str) and labels in LABEL_MODES:
-        return labels
-    problem = ""
-    if isinstance(labels, str | os.PathLike) and os.fspath(labels):
-        path = Path(os.fspath(labels)).expanduser()
-        if path.suffix.lower() in LABEL_FILE_TYPES:
-            if path.is_file():
-                return str(path.resolve())
-            problem = f" ({path} does not exist)" if not path.exists() else " (not a file)"
-    raise DatasetError(
-        f"labels must be 'none', 'subfolders' or the path of an existing .csv/.json file"
-        f" mapping file → class, got {labels!r}{problem}"
-    )
+def _pair(name: str, value: Any, low: float, high: float) -> list[float]:
+    """A (min, max) range given as a pair or as 'a,b'."""
+    if isinstance(value, str):
+        value = value.replace(" ", "").split(",")
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{name} must be two numbers 'min,max', got {value!r}") from None
+    if not (low <= a <= b <= high):
+        raise DatasetError(
+            f"{name} must satisfy {low:g} <= min <= max <= {high:g}, got {a:g},{b:g}"
+        )
+    return [a, b]
+
+
+def _check_mosaic(value: Any) -> list[int] | None:
+    if value is None or value == "":
+        return None
+    from ganvas.data.transforms import parse_grid
+
+    try:
+        rows, cols = parse_grid(value) if isinstance(value, str) else (int(value[0]), int(value[1]))
+    except (ValueError, TypeError, IndexError) as err:
+        raise DatasetError(
+            str(err) if isinstance(err, ValueError) else f"mosaic must look like RxC, got {value!r}"
+        ) from None
+    if not (1 <= rows <= 64 and 1 <= cols <= 64):
+        raise DatasetError(f"mosaic rows and columns must be 1-64, got {rows}x{cols}")
+    return None if (rows, cols) == (1, 1) else [rows, cols]
+
+
+def _check_blur(value: Any) -> float | str | None:
+    """A sharpness threshold (float), 'pN' (drop the blurriest N percent), or None."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    percent = re.fullmatch(r"p(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)%", text)
+    if percent:
+        share = float(percent.group(1) or percent.group(2))
+        if not 0 < share < 100:
+            raise DatasetError(f"blur percentile must be between 0 and 100, got {value!r}")
+        return f"p{share:g}"
+    try:
+        threshold = float(text)
+    except ValueError:
+        raise DatasetError(
+            f"blur must be a sharpness threshold (e.g. 100) or a percentile (e.g. p10), got {value!r}"
+        ) from None
+    if not math.isfinite(threshold) or threshold < 0:
+        raise DatasetError(f"blur threshold must be >= 0, got {value!r}")
+    return threshold
+
+
+def _percentile(blur: float | str | None) -> float | None:
+    return float(blur[1:]) if isinstance(blur, str) else None
+
+
+def _names(name: str, value: Any) -> list[str] | None:
+    """Class names given as a list or a comma-separated string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    names = [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+    return names or None
 
 
 def _parse_background(background: Any) -> tuple[int, int, int]:
@@ -751,21 +823,6 @@ def _parse_background(background: Any) -> tuple[int, int, int]:
             f"got {background!r}"
         )
     return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
-
-
-def _check_sources(sources: list[str]) -> list[Path]:
-    if not sources:
-        raise DatasetError("no sources given: name at least one folder of images")
-    roots: list[Path] = []
-    for source in sources:
-        root = Path(source).expanduser()
-        if not root.exists():
-            raise DatasetError(f"source {root} does not exist")
-        root = root.resolve()
-        if root in roots:
-            raise DatasetError(f"source {root} is listed twice")
-        roots.append(root)
-    return roots
 
 
 def _check_out(out: Path, roots: list[Path], overwrite: bool) -> None:

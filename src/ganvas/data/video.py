@@ -17,20 +17,9 @@ from fractions import Fraction
 import av
 import numpy as np
 
-VIDEO_EXTENSIONS = (
-    ".mp4",
-    ".m4v",
-    ".mov",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".mpg",
-    ".mpeg",
-    ".ts",
-    ".wmv",
-    ".flv",
-    ".ogv",
-)
+from ganvas.data.sources import VIDEO_EXTENSIONS
+
+__all__ = ["VIDEO_EXTENSIONS", "frame_count_estimate", "frame_rate", "iter_frames"]
 
 
 def iter_frames(
@@ -102,6 +91,18 @@ def _frames(
                 index += 1
     except av.FFmpegError as err:
         raise ValueError(f"cannot decode video {os.fspath(path)!r}: {err}") from err
+
+
+def frame_rate(path: str | os.PathLike) -> float | None:
+    """Frames per second of the first video stream of `path` (None when the file does not say).
+
+    Raises:
+        ValueError: PyAV cannot open the file or it has no video stream.
+    """
+    container, stream = _open(path)
+    with container:
+        rate = stream.average_rate or stream.guessed_rate
+        return float(rate) if rate else None
 
 
 def frame_count_estimate(path: str | os.PathLike) -> int | None:

@@ -1,0 +1,237 @@
+"""The expensive half of `prepare`: read each picture once, measure it, cut its outputs.
+
+A *unit* is one image file or one stretch of a video's frames. `scan_units` runs in worker
+processes (no torch here) and returns, per unit, one `ItemRecord`-shaped dict per picture
+(a file, or a frame) with everything the cheap selection step needs later: why it failed to
+decode, the filter measurements (blank, text, sharpness, grayscale, perceptual hash), and how
+many output images it produced. The pixels come back as arrays: the output images at the final
+size, and one small thumbnail per picture for contact sheets of what gets dropped.
+
+Nothing here decides what to keep, so thresholds can change without reading the files again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ganvas.data import filters
+from ganvas.data.images import ImageRejected, open_picture, square_array
+from ganvas.data.transforms import (
+    centre_square_box,
+    crop_to_square_array,
+    find_content_box,
+    grid_boxes,
+    random_resized_boxes,
+)
+
+THUMB_SIDE = 48
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Everything that decides the pixels of the outputs (and so must match to resume)."""
+
+    size: int
+    channels: int
+    background: tuple[int, int, int]
+    max_pixels: int
+    min_size: int
+    trim_borders: bool = False
+    border_tolerance: float = 12.0
+    random_crops: int = 0
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    mosaic: tuple[int, int] | None = None
+    seed: int = 0
+
+    @property
+    def outputs_per_picture(self) -> int:
+        tiles = self.mosaic[0] * self.mosaic[1] if self.mosaic else 1
+        return tiles * max(1, self.random_crops)
+
+    @property
+    def thumb_side(self) -> int:
+        return min(self.size, THUMB_SIDE)
+
+    def output_names(self) -> list[str]:
+        """Suffix of each output of a picture, in order: '', '#tile=r,c', '#crop=k', both."""
+        tiles = [""]
+        if self.mosaic:
+            rows, cols = self.mosaic
+            tiles = [f"#tile={r},{c}" for r in range(rows) for c in range(cols)]
+        crops = [f"#crop={k}" for k in range(self.random_crops)] or [""]
+        return [tile + crop for tile in tiles for crop in crops]
+
+    def draft_side(self) -> int | None:
+        """Smallest side a JPEG may be decoded at and still give full-quality outputs."""
+        side = self.size * 3
+        if self.mosaic:
+            side *= max(self.mosaic)
+        if self.random_crops:
+            side = math.ceil(side / math.sqrt(self.crop_scale[0]))
+        return side if side <= 16384 else None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: an image file, or frames [first, stop) of a video."""
+
+    key: str  # identity in the resume journal: changes when the file does
+    file_index: int  # position in the list of source files
+    path: str
+    name: str  # the file's manifest name ('source:relative path'); seeds its random crops
+    video: bool = False
+    first: int = 0
+    stop: int | None = None  # None: to the end of the film
+    every: int = 1
+    fps: float = 0.0
+    frames: int = 1  # how many pictures this unit is expected to yield (for the progress bar)
+
+
+@dataclass
+class UnitResult:
+    key: str
+    items: list[dict]  # one per picture, see `_measure`
+    outputs: np.ndarray  # uint8 [rows, size, size, channels]
+    thumbs: np.ndarray  # uint8 [pictures that decoded, t, t, channels]
+
+
+def scan_units(units: list[Unit], settings: ScanSettings) -> list[UnitResult]:
+    """Read and measure the pictures of `units` (runs in a worker process)."""
+    return [scan_unit(unit, settings) for unit in units]
+
+
+def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
+    items: list[dict] = []
+    outputs: list[np.ndarray] = []
+    thumbs: list[np.ndarray] = []
+
+    def add(name: str, picture: Image.Image | None, reason: str | None) -> None:
+        item: dict = {"name": name, "reason": reason, "rows": 0}
+        if picture is not None:
+            try:
+                rows, thumb = _process(picture, unit.name + name, settings, item)
+            except ImageRejected as rejected:
+                item["reason"] = rejected.reason
+            else:
+                item["rows"] = len(rows)
+                outputs.extend(rows)
+                thumbs.append(thumb)
+        items.append(item)
+
+    if unit.video:
+        _scan_video(unit, settings, add)
+    else:
+        try:
+            picture = open_picture(
+                unit.path,
+                settings.channels,
+                settings.background,
+                settings.max_pixels,
+                settings.min_size,
+                draft_side=settings.draft_side(),
+            )
+        except ImageRejected as rejected:
+            add("", None, rejected.reason)
+        else:
+            add("", picture, None)
+    shape = (settings.size, settings.size, settings.channels)
+    thumb_shape = (settings.thumb_side, settings.thumb_side, settings.channels)
+    return UnitResult(
+        key=unit.key,
+        items=items,
+        outputs=np.stack(outputs) if outputs else np.zeros((0, *shape), np.uint8),
+        thumbs=np.stack(thumbs) if thumbs else np.zeros((0, *thumb_shape), np.uint8),
+    )
+
+
+def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN001
+    from ganvas.data.video import iter_frames
+
+    start = unit.first / unit.fps if unit.fps else 0.0
+    end = unit.stop / unit.fps if unit.fps and unit.stop is not None else None
+    mode = "RGB" if settings.channels == 3 else "L"
+    try:
+        for index, _, rgb in iter_frames(unit.path, every=unit.every, start=start, end=end):
+            name = f"#frame={index}"
+            height, width = rgb.shape[:2]
+            if min(width, height) < settings.min_size:
+                add(name, None, f"too small: {width}x{height} < {settings.min_size}")
+                continue
+            picture = Image.fromarray(rgb)
+            add(name, picture if mode == "RGB" else picture.convert(mode), None)
+    except ValueError as err:
+        span = f"{unit.first}-{unit.stop if unit.stop is not None else 'end'}"
+        add(f"#frames={span}", None, f"cannot decode video ({err})")
+
+
+def _process(
+    picture: Image.Image, full_name: str, settings: ScanSettings, item: dict
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Trim, measure and cut one picture; fills `item` with the measurements."""
+    if settings.trim_borders:
+        box = find_content_box(np.asarray(picture), tolerance=settings.border_tolerance)
+        if box != (0, 0, *picture.size):
+            picture = picture.crop(box)
+            item["trimmed"] = list(box)
+    width, height = picture.size
+    if min(width, height) < 1:
+        raise ImageRejected("empty after trimming borders")
+    view = square_array(picture, settings.size)
+    _measure(view, item)
+
+    regions = [(0, 0, width, height)]
+    if settings.mosaic:
+        regions = grid_boxes(width, height, *settings.mosaic)
+    boxes: list[tuple[int, int, int, int]] = []
+    rng = np.random.default_rng([settings.seed, _stable_hash(full_name)])
+    for left, top, right, bottom in regions:
+        if settings.random_crops:
+            local = random_resized_boxes(
+                right - left,
+                bottom - top,
+                settings.random_crops,
+                rng,
+                scale=settings.crop_scale,
+                ratio=settings.crop_ratio,
+            )
+        else:
+            local = [centre_square_box(right - left, bottom - top)]
+        boxes.extend((left + a, top + b, left + c, top + d) for a, b, c, d in local)
+    if len(boxes) == 1 and boxes[0] == centre_square_box(width, height):
+        rows = [view]  # the plain centre crop: already made
+    else:
+        rows = [crop_to_square_array(picture, box, settings.size) for box in boxes]
+    thumb = view
+    if settings.thumb_side != settings.size:
+        small = Image.fromarray(view[..., 0] if settings.channels == 1 else view)
+        small = small.resize((settings.thumb_side,) * 2, Image.Resampling.BILINEAR, reducing_gap=2)
+        thumb = np.asarray(small).reshape(settings.thumb_side, settings.thumb_side, -1)
+    return rows, thumb
+
+
+def _measure(view: np.ndarray, item: dict) -> None:
+    """The filter measurements of one picture, judged on its plain square view."""
+    rgb = view if view.shape[2] == 3 else np.repeat(view, 3, axis=2)
+    item["blank"] = filters.is_blank(rgb)
+    item["text"] = bool(filters.is_text_frame(rgb))
+    item["sharpness"] = round(filters.sharpness(rgb), 3)
+    item["grey"] = bool(filters.is_grayscale(rgb))
+    item["hash"] = format(filters.perceptual_hash(rgb), "x")
+
+
+def _stable_hash(text: str) -> int:
+    """A seed from a name that is the same in every process and run (unlike hash())."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def file_key(path: str, extra: str = "") -> str:
+    """Journal identity of a file: its path, size and modification time (and `extra`)."""
+    info = os.stat(path)
+    return f"{path}|{info.st_size}|{info.st_mtime_ns}{extra}"
