@@ -34,10 +34,20 @@ def _fail(err: BaseException, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+_SOURCES = "Sources (videos)"
+_CROPS = "Crops and transforms"
+_FILTERS = "Filters (each drop is listed and shown in OUT/dropped/)"
+_SUBSETS = "Subsets and balance"
+
+
 @app.command()
 def prepare(
     sources: Annotated[
-        list[Path], typer.Argument(help="Folders (searched recursively) or image files.")
+        list[Path],
+        typer.Argument(
+            help="Folders (searched recursively), image or video files, or .txt/.lst list files"
+            " (one path per line)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to create.")],
     size: Annotated[int, typer.Option(help="Side of the square images, in pixels.")] = 64,
@@ -52,20 +62,143 @@ def prepare(
     val_fraction: Annotated[
         float, typer.Option(help="Share of images held out as the validation split.")
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the validation split, random crops and class balance.")
+    ] = 0,
     background: Annotated[
         str, typer.Option(help="Colour under transparent pixels: a name, #rrggbb or r,g,b.")
     ] = "white",
     max_pixels: Annotated[
         int, typer.Option(help="Reject images with more pixels (decompression-bomb guard).")
     ] = 100_000_000,
-    min_size: Annotated[int, typer.Option(help="Reject images whose short side is smaller.")] = 0,
-    workers: Annotated[int, typer.Option(help="Decoding processes (0 = one per core).")] = 0,
+    min_size: Annotated[
+        int, typer.Option(help="Reject images and frames whose short side is smaller.")
+    ] = 0,
+    every: Annotated[
+        int, typer.Option(help="Keep every N-th frame of videos.", rich_help_panel=_SOURCES)
+    ] = 1,
+    start: Annotated[
+        str,
+        typer.Option(
+            help="Skip video before this time (s, m:ss or h:mm:ss).", rich_help_panel=_SOURCES
+        ),
+    ] = "0",
+    end: Annotated[
+        str | None,
+        typer.Option(
+            help="Stop videos at this time (s, m:ss or h:mm:ss).", rich_help_panel=_SOURCES
+        ),
+    ] = None,
+    trim_borders: Annotated[
+        bool,
+        typer.Option(
+            help="Cut uniform margins first (letterbox bars, mats, frame bands).",
+            rich_help_panel=_CROPS,
+        ),
+    ] = False,
+    border_tolerance: Annotated[
+        float,
+        typer.Option(help="How far (0-255) a border may stray from flat.", rich_help_panel=_CROPS),
+    ] = 12.0,
+    random_crops: Annotated[
+        int,
+        typer.Option(
+            help="K RandomResizedCrop copies per picture instead of one centre crop.",
+            rich_help_panel=_CROPS,
+        ),
+    ] = 0,
+    crop_scale: Annotated[
+        str, typer.Option(help="Area range of the random crops: min,max.", rich_help_panel=_CROPS)
+    ] = "0.08,1.0",
+    crop_ratio: Annotated[
+        str,
+        typer.Option(
+            help="Width/height range of the random crops: min,max.", rich_help_panel=_CROPS
+        ),
+    ] = "0.75,1.3333",
+    mosaic: Annotated[
+        str | None,
+        typer.Option(
+            help="Cut each picture into RxC tiles at full resolution (e.g. 5x5).",
+            rich_help_panel=_CROPS,
+        ),
+    ] = None,
+    drop_blank: Annotated[
+        bool,
+        typer.Option(
+            help="Drop black, faded and single-colour pictures.", rich_help_panel=_FILTERS
+        ),
+    ] = False,
+    drop_text: Annotated[
+        bool,
+        typer.Option(help="Drop title cards and credits.", rich_help_panel=_FILTERS),
+    ] = False,
+    blur: Annotated[
+        str | None,
+        typer.Option(
+            help="Drop blurry pictures: a sharpness threshold (e.g. 100) or pN to drop the"
+            " blurriest N percent.",
+            rich_help_panel=_FILTERS,
+        ),
+    ] = None,
+    dedupe: Annotated[
+        int | None,
+        typer.Option(
+            help="Drop near-duplicates within this many bits of perceptual hash (try 6);"
+            " the sharpest of each group stays.",
+            rich_help_panel=_FILTERS,
+        ),
+    ] = None,
+    grayscale: Annotated[
+        str,
+        typer.Option(
+            help="'keep', 'drop' black-and-white pictures, or keep 'only' them.",
+            rich_help_panel=_FILTERS,
+        ),
+    ] = "keep",
+    classes: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Keep only these classes (comma-separated or repeated).", rich_help_panel=_SUBSETS
+        ),
+    ] = None,
+    exclude_classes: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave these classes out.", rich_help_panel=_SUBSETS),
+    ] = None,
+    max_per_class: Annotated[
+        int | None,
+        typer.Option(
+            help="At most N images per class (a seeded random choice).", rich_help_panel=_SUBSETS
+        ),
+    ] = None,
+    max_per_scene: Annotated[
+        int | None,
+        typer.Option(
+            help="At most N pictures per scene (a run of similar consecutive frames).",
+            rich_help_panel=_SUBSETS,
+        ),
+    ] = None,
+    scene_distance: Annotated[
+        int,
+        typer.Option(
+            help="Hash bits by which a frame must differ from the last to start a scene.",
+            rich_help_panel=_SUBSETS,
+        ),
+    ] = 16,
+    workers: Annotated[int, typer.Option(help="Reading processes (0 = one per core).")] = 0,
     overwrite: Annotated[
         bool, typer.Option(help="Replace OUT if it exists (only once the new one is complete).")
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue an interrupted prepare with the same settings."),
+    ] = True,
 ) -> None:
-    """Turn folders of images into a dataset directory (images.npy, manifest.json, preview.png)."""
+    """Turn images and films into a dataset directory (images.npy, manifest.json, previews).
+
+    An interrupted prepare continues where it stopped when run again with the same command.
+    """
     from ganvas.data.prepare import prepare_dataset
 
     if "," in background:  # 'r,g,b' on the command line
@@ -82,17 +215,47 @@ def prepare(
             background=background,
             max_pixels=max_pixels,
             min_size=min_size,
+            every=every,
+            start=start,
+            end=end,
+            trim_borders=trim_borders,
+            border_tolerance=border_tolerance,
+            random_crops=random_crops,
+            crop_scale=crop_scale,
+            crop_ratio=crop_ratio,
+            mosaic=mosaic,
+            drop_blank=drop_blank,
+            drop_text=drop_text,
+            blur=blur,
+            dedupe=dedupe,
+            grayscale=grayscale,
+            scene_distance=scene_distance,
+            max_per_scene=max_per_scene,
+            classes=classes,
+            exclude_classes=exclude_classes,
+            max_per_class=max_per_class,
             workers=workers or None,
             overwrite=overwrite,
+            resume=resume,
         )
     except _user_errors() as err:
         _fail(err)
+    except KeyboardInterrupt:
+        console.print(
+            "[yellow]interrupted:[/] what was read so far is kept; run the same command again"
+            " to continue where it stopped"
+        )
+        raise typer.Exit(130) from None
     if report.dropped:
         console.print(report.summary_table())
-    classes = f", {len(report.classes)} classes" if report.classes else ""
+    for kind, sheet in report.contact_sheets.items():
+        console.print(f"dropped ({kind}): contact sheet {sheet}", highlight=False)
+    classes_note = f", {len(report.classes)} classes" if report.classes else ""
+    resumed = f", {report.resumed} units reused from an interrupted run" if report.resumed else ""
     console.print(
-        f"[green]wrote[/] {report.out}: {report.kept} images{classes}, "
-        f"{len(report.dropped)} files skipped (listed in manifest.json) in {report.seconds:.1f} s"
+        f"[green]wrote[/] {report.out}: {report.kept} images{classes_note} from"
+        f" {report.pictures} pictures, {len(report.dropped)} dropped (listed in manifest.json)"
+        f" in {report.seconds:.1f} s{resumed}"
     )
 
 

@@ -281,3 +281,14 @@ def test_crop_to_square_array_rejects_bad_input():
         crop_to_square_array(img, (100, 0, 130, 30), 16)
     with pytest.raises(ValueError, match="mode"):
         crop_to_square_array(img.convert("RGBA"), (0, 0, 80, 80), 16)
+
+
+@pytest.mark.parametrize("shape", [(0, 10, 3), (10, 0), (2, 3, 4, 5)])
+def test_find_content_box_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match="shape"):
+        find_content_box(np.zeros(shape, dtype=np.uint8))
+
+
+def test_find_content_box_rejects_bad_max_fraction():
+    with pytest.raises(ValueError, match="max_fraction"):
+        find_content_box(texture(), max_fraction=1.5)

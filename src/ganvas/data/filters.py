@@ -54,7 +54,7 @@ def is_blank(img: np.ndarray, dark_threshold: float = 16, std_threshold: float =
 def is_text_frame(
     img: np.ndarray,
     levels: int = 8,
-    min_coverage: float = 0.9,
+    min_coverage: float = 0.8,
     min_contrast: float = 96.0,
     min_edge_density: float = 0.002,
 ) -> bool:

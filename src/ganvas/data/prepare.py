@@ -700,9 +700,11 @@ def _check_arguments(**given: Any) -> dict[str, Any]:
         if value is None and allow_none:
             return None
         try:
-            result = float(value)
+            result = _seconds(value) if isinstance(value, str) else float(value)
         except (TypeError, ValueError):
-            raise DatasetError(f"{name} must be a number, got {value!r}") from None
+            raise DatasetError(
+                f"{name} must be a number (of seconds, or m:ss / h:mm:ss), got {value!r}"
+            ) from None
         if not math.isfinite(result) or result < low:
             raise DatasetError(f"{name} must be at least {low:g}, got {value!r}")
         return result
@@ -735,6 +737,17 @@ def _check_arguments(**given: Any) -> dict[str, Any]:
     checked["classes"] = _names("classes", given["classes"])
     checked["exclude_classes"] = _names("exclude_classes", given["exclude_classes"])
     return checked
+
+
+def _seconds(text: str) -> float:
+    """'90', '1:30' or '0:01:30.5' → seconds."""
+    parts = text.strip().split(":")
+    if len(parts) > 3 or not all(parts):
+        raise ValueError(text)
+    total = 0.0
+    for part in parts:
+        total = total * 60 + float(part)
+    return total
 
 
 def _pair(name: str, value: Any, low: float, high: float) -> list[float]:

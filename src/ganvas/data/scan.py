@@ -31,6 +31,7 @@ from ganvas.data.transforms import (
 )
 
 THUMB_SIDE = 48
+ANALYSIS_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,16 @@ class ScanSettings:
 
 @dataclass(frozen=True)
 class Unit:
-    """One piece of work: an image file, or frames [first, stop) of a video."""
+    """One piece of work: an image file, or the frames of a video from `start` to `end`."""
 
     key: str  # identity in the resume journal: changes when the file does
     file_index: int  # position in the list of source files
     path: str
     name: str  # the file's manifest name ('source:relative path'); seeds its random crops
     video: bool = False
-    first: int = 0
-    stop: int | None = None  # None: to the end of the film
+    start: float = 0.0  # seconds
+    end: float | None = None  # seconds, exclusive; None: to the end of the film
     every: int = 1
-    fps: float = 0.0
     frames: int = 1  # how many pictures this unit is expected to yield (for the progress bar)
 
 
@@ -154,11 +154,11 @@ def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
 def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN001
     from ganvas.data.video import iter_frames
 
-    start = unit.first / unit.fps if unit.fps else 0.0
-    end = unit.stop / unit.fps if unit.fps and unit.stop is not None else None
     mode = "RGB" if settings.channels == 3 else "L"
     try:
-        for index, _, rgb in iter_frames(unit.path, every=unit.every, start=start, end=end):
+        for index, _, rgb in iter_frames(
+            unit.path, every=unit.every, start=unit.start, end=unit.end
+        ):
             name = f"#frame={index}"
             height, width = rgb.shape[:2]
             if min(width, height) < settings.min_size:
@@ -167,8 +167,8 @@ def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN00
             picture = Image.fromarray(rgb)
             add(name, picture if mode == "RGB" else picture.convert(mode), None)
     except ValueError as err:
-        span = f"{unit.first}-{unit.stop if unit.stop is not None else 'end'}"
-        add(f"#frames={span}", None, f"cannot decode video ({err})")
+        span = f"{unit.start:g}-{'end' if unit.end is None else f'{unit.end:g}'}s"
+        add(f"#time={span}", None, f"cannot decode video ({err})")
 
 
 def _process(
@@ -184,7 +184,7 @@ def _process(
     if min(width, height) < 1:
         raise ImageRejected("empty after trimming borders")
     view = square_array(picture, settings.size)
-    _measure(view, item)
+    _measure(_analysis_view(picture), item)
 
     regions = [(0, 0, width, height)]
     if settings.mosaic:
@@ -216,8 +216,23 @@ def _process(
     return rows, thumb
 
 
+def _analysis_view(picture: Image.Image) -> np.ndarray:
+    """The centre square the filters judge: at most ANALYSIS_SIDE px, shrunk by a whole
+    factor with a box filter. Judging at the picture's own scale (not the output size) keeps
+    lettering crisp and makes sharpness comparable between runs of different `size`."""
+    width, height = picture.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = picture.crop((left, top, left + side, top + side))
+    factor = math.ceil(side / ANALYSIS_SIDE)
+    if factor > 1:
+        square = square.reduce(factor)
+    array = np.asarray(square)
+    return array[..., None] if array.ndim == 2 else array
+
+
 def _measure(view: np.ndarray, item: dict) -> None:
-    """The filter measurements of one picture, judged on its plain square view."""
+    """The filter measurements of one picture, judged on its analysis view."""
     rgb = view if view.shape[2] == 3 else np.repeat(view, 3, axis=2)
     item["blank"] = filters.is_blank(rgb)
     item["text"] = bool(filters.is_text_frame(rgb))

@@ -121,7 +121,7 @@ def _read_list(
         elif path.exists():
             found.append(SourceFile(index, rel, str(path)))
         else:
-            errors.append((str(path), f"listed in {list_file.name} line {number} but not found"))
+            errors.append((str(path), f"listed file not found ({list_file.name} line {number})"))
     return found
 
 

@@ -17,6 +17,7 @@ Box = tuple[int, int, int, int]
 
 _GRID = re.compile(r"\s*(\d+)\s*[xX×,]\s*(\d+)\s*")
 _MAX_GRID = 64
+_FIRST_CHUNK = 16  # lines measured at a time from each end, doubling until the picture starts
 
 
 def find_content_box(
@@ -34,36 +35,51 @@ def find_content_box(
     repeated until nothing changes, so a frame whose side bands interrupt its inner rows is peeled
     band by band.
 
+    Lossy compression (JPEG, video) rings in the block next to the picture's edge, so a line
+    whose pixels lie within twice `tolerance` also counts, but only inside a band of one colour
+    that holds a line meeting the strict test.
+
     Args:
         img: uint8 image [H, W, 3], [H, W] or [H, W, 1].
         tolerance: largest absolute difference (over channels, 0-255) from the line's median
             colour for a pixel to count as matching it.
         min_uniform: fraction of a line's pixels that must match for it to be a border line.
         max_fraction: most of the height (resp. width) that may be trimmed in total from top and
-            bottom (resp. left and right). When a band would break this limit it is kept, as it
-            is more likely part of the picture (a flat sky, a wall) than a border.
+            bottom (resp. left and right). Bands are trimmed whole, narrowest first; a band that
+            would break this limit is kept, as it is more likely part of the picture (a flat sky,
+            a wall) than a border.
 
     Returns:
-        `(left, top, right, bottom)`; `(0, 0, W, H)` when there is nothing to trim or the whole
-        image is uniform.
+        `(left, top, right, bottom)`; `(0, 0, W, H)` when there is nothing to trim or every row
+        or column is uniform (a blank image, plain stripes).
+
+    Raises:
+        ValueError: on an empty image, a shape that is not [H, W] or [H, W, C], or
+            `max_fraction` outside 0-1.
     """
     if img.ndim == 2:
         img = img[..., None]
     if img.ndim != 3 or img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError(f"expected an image [H, W] or [H, W, C], got shape {img.shape}")
+    if not 0 <= max_fraction <= 1:
+        raise ValueError(f"max_fraction must be between 0 and 1, got {max_fraction}")
     height, width = img.shape[:2]
-    pixels = img.astype(np.float32)
     row_budget = math.floor(max_fraction * height)
     col_budget = math.floor(max_fraction * width)
     left, top, right, bottom = 0, 0, width, height
+    first = True
     while True:
-        before = (left, top, right, bottom)
-        top, bottom = _trim(
-            pixels[top:bottom, left:right], top, bottom, height, row_budget, tolerance, min_uniform
+        # Each pass depends only on the other axis's last result: once one changes nothing, the
+        # next would not either.
+        rows = _trim(
+            img[top:bottom, left:right], top, bottom, height, row_budget, tolerance, min_uniform
         )
+        if rows == (top, bottom) and not first:
+            return left, top, right, bottom
+        top, bottom = rows
         # Columns are lines of the transposed image [W, H, C].
-        left, right = _trim(
-            pixels[top:bottom, left:right].transpose(1, 0, 2),
+        cols = _trim(
+            img[top:bottom, left:right].transpose(1, 0, 2),
             left,
             right,
             width,
@@ -71,8 +87,10 @@ def find_content_box(
             tolerance,
             min_uniform,
         )
-        if (left, top, right, bottom) == before:
+        if cols == (left, right):
             return left, top, right, bottom
+        left, right = cols
+        first = False
 
 
 def _trim(
@@ -89,33 +107,66 @@ def _trim(
     `lines` is the current crop as [n lines, pixels per line, C]; `full` is the image's full extent
     on this axis, so the budget counts what earlier passes already trimmed.
     """
-    colours = np.median(lines, axis=1)  # [n, C]
-    deviation = np.abs(lines - colours[:, None, :]).max(axis=2)
-    strong = (deviation <= tolerance).mean(axis=1) >= min_uniform
-    # Lossy compression rings next to sharp content: in the 8-16 line block holding the
-    # picture's edge, a few bar pixels stray 20-30 levels. Such "weak" border lines are trimmed
-    # only as part of a band that also holds a strong border line of the same colour.
-    weak = (deviation <= 2 * tolerance).mean(axis=1) >= min_uniform
-    # Every line uniform: a blank image or plain stripes, not a picture inside a border.
-    if weak.all():
-        return start, stop
-    front = _bands(strong, weak, colours, tolerance)
-    back = _bands(strong[::-1], weak[::-1], colours[::-1], tolerance)
+    n = len(lines)
     spent = start + (full - stop)
-    # Peel whole bands from either end, the narrower first, while they fit in the budget.
+    # Lines further than this from both ends can never be trimmed, so are not measured.
+    reach = min(n, budget - spent + 1)
+    front = _edge_lines(lines, reach, tolerance, min_uniform)
+    back = _edge_lines(lines[::-1], reach, tolerance, min_uniform)
+    middle = lines[len(front[1]) : n - len(back[1])]
+    # Every line uniform: a blank image or plain stripes, not a picture inside a border.
+    if front[1].all() and back[1].all() and _line_flags(middle, tolerance, min_uniform)[1].all():
+        return start, stop
+    front_bands = _bands(*front, tolerance)
+    back_bands = _bands(*back, tolerance)
+    # Peel whole bands from either end, the narrowest first, while they fit in the budget.
     while True:
-        fits = [(band[0], side) for side, band in enumerate((front, back)) if band]
-        fits = [(n, side) for n, side in fits if spent + n <= budget]
+        fits = [(bands[0], side) for side, bands in enumerate((front_bands, back_bands)) if bands]
+        fits = [(size, side) for size, side in fits if spent + size <= budget]
         if not fits:
             return start, stop
-        n, side = min(fits)
-        spent += n
+        size, side = min(fits)
+        spent += size
         if side == 0:
-            start += n
-            front.pop(0)
+            start += size
+            front_bands.pop(0)
         else:
-            stop -= n
-            back.pop(0)
+            stop -= size
+            back_bands.pop(0)
+
+
+def _edge_lines(
+    lines: np.ndarray, reach: int, tolerance: float, min_uniform: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_line_flags` of the first lines, measured until one is not a border line or at `reach`."""
+    parts = []
+    done, size = 0, _FIRST_CHUNK
+    while done < reach:
+        part = _line_flags(lines[done : min(reach, done + size)], tolerance, min_uniform)
+        parts.append(part)
+        done, size = done + len(part[0]), size * 2
+        if not part[1].all():
+            break
+    if not parts:
+        return _line_flags(lines[:0], tolerance, min_uniform)
+    strong, weak, colours = zip(*parts)
+    return np.concatenate(strong), np.concatenate(weak), np.concatenate(colours)
+
+
+def _line_flags(
+    lines: np.ndarray, tolerance: float, min_uniform: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per line of [n, m, C]: strong border line, weak border line, median colour [n, C]."""
+    if len(lines) == 0:
+        empty = np.zeros(0, dtype=bool)
+        return empty, empty, np.zeros((0, lines.shape[2]))
+    pixels = lines.astype(np.float32)
+    colours = np.median(pixels, axis=1)
+    deviation = np.abs(pixels - colours[:, None, :]).max(axis=2)
+    strong = (deviation <= tolerance).mean(axis=1) >= min_uniform
+    # A JPEG or video block next to sharp content rings: a few border pixels stray 20-30 levels.
+    weak = (deviation <= 2 * tolerance).mean(axis=1) >= min_uniform
+    return strong, weak, colours
 
 
 def _bands(
@@ -126,7 +177,7 @@ def _bands(
     The leading weak-or-strong border lines are split into bands where the colour jumps; the
     bands are kept up to the first one without a strong line.
     """
-    count = int(np.argmin(weak))  # leading border lines; `weak` holds at least one False
+    count = len(weak) if weak.all() else int(np.argmin(weak))
     jumps = np.abs(np.diff(colours[:count], axis=0)).max(axis=1) > tolerance
     edges = [0, *(np.flatnonzero(jumps) + 1).tolist(), count]
     bands = []
