@@ -42,7 +42,7 @@ def test_prepare_train_resume_sample_from_the_command_line(tmp_path):
     done = ganvas("prepare", "pics", "--out", "data/mine", "--size", "16", "--labels",
                   "subfolders", "--workers", "1", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "24 images, 2 classes" in done.stderr and "1 files skipped" in done.stderr
+    assert "24 images, 2 classes" in done.stderr and "1 dropped" in done.stderr
 
     train_args = ["train", "--preset", "dcgan-32", "--data", "data/mine", "--out", "runs/a",
                   "--set", "model.resolution=16", "--set", "model.g_width=8",

@@ -331,3 +331,18 @@ def test_killed_prepare_resumes_without_redoing_files(tmp_path):
     for i in (0, done - 1, done, count - 1):
         assert np.array_equal(dataset.images[i], decode_image(src / f"{i:03d}.png", 32))
     assert not (tmp_path / ".ds.prepare-work").exists()
+
+
+def test_grayscale_subset_even_for_greyscale_output(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(painting(300 + i)).save(src / f"colour{i}.png")
+        Image.fromarray(painting(400 + i, grey=True)).save(src / f"grey{i}.png")
+    only = run(src, tmp_path / "bw", grayscale="only", channels=1)
+    names = json.loads((tmp_path / "bw" / "manifest.json").read_text())["files"]
+    assert only.kept == 3 and all("grey" in name for name in names)
+    assert load_dataset(tmp_path / "bw").images.shape[-1] == 1
+    dropped = run(src, tmp_path / "colour", grayscale="drop")
+    names = json.loads((tmp_path / "colour" / "manifest.json").read_text())["files"]
+    assert dropped.kept == 3 and all("colour" in name for name in names)

@@ -131,7 +131,7 @@ def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
         try:
             picture = open_picture(
                 unit.path,
-                settings.channels,
+                3,  # filters judge colour; greyscale outputs are converted after measuring
                 settings.background,
                 settings.max_pixels,
                 settings.min_size,
@@ -154,7 +154,6 @@ def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
 def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN001
     from ganvas.data.video import iter_frames
 
-    mode = "RGB" if settings.channels == 3 else "L"
     try:
         for index, _, rgb in iter_frames(
             unit.path, every=unit.every, start=unit.start, end=unit.end
@@ -164,8 +163,7 @@ def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN00
             if min(width, height) < settings.min_size:
                 add(name, None, f"too small: {width}x{height} < {settings.min_size}")
                 continue
-            picture = Image.fromarray(rgb)
-            add(name, picture if mode == "RGB" else picture.convert(mode), None)
+            add(name, Image.fromarray(rgb), None)
     except ValueError as err:
         span = f"{unit.start:g}-{'end' if unit.end is None else f'{unit.end:g}'}s"
         add(f"#time={span}", None, f"cannot decode video ({err})")
@@ -174,17 +172,17 @@ def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN00
 def _process(
     picture: Image.Image, full_name: str, settings: ScanSettings, item: dict
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Trim, measure and cut one picture; fills `item` with the measurements."""
+    """Trim, measure and cut one RGB picture; fills `item` with the measurements."""
     if settings.trim_borders:
         box = find_content_box(np.asarray(picture), tolerance=settings.border_tolerance)
         if box != (0, 0, *picture.size):
             picture = picture.crop(box)
             item["trimmed"] = list(box)
     width, height = picture.size
-    if min(width, height) < 1:
-        raise ImageRejected("empty after trimming borders")
-    view = square_array(picture, settings.size)
     _measure(_analysis_view(picture), item)
+    if settings.channels == 1:
+        picture = picture.convert("L")
+    view = square_array(picture, settings.size)
 
     regions = [(0, 0, width, height)]
     if settings.mosaic:
@@ -227,13 +225,11 @@ def _analysis_view(picture: Image.Image) -> np.ndarray:
     factor = math.ceil(side / ANALYSIS_SIDE)
     if factor > 1:
         square = square.reduce(factor)
-    array = np.asarray(square)
-    return array[..., None] if array.ndim == 2 else array
+    return np.asarray(square)
 
 
-def _measure(view: np.ndarray, item: dict) -> None:
-    """The filter measurements of one picture, judged on its analysis view."""
-    rgb = view if view.shape[2] == 3 else np.repeat(view, 3, axis=2)
+def _measure(rgb: np.ndarray, item: dict) -> None:
+    """The filter measurements of one picture, judged on its RGB analysis view."""
     item["blank"] = filters.is_blank(rgb)
     item["text"] = bool(filters.is_text_frame(rgb))
     item["sharpness"] = round(filters.sharpness(rgb), 3)
