@@ -288,6 +288,8 @@ def info(
             for name, count in card[key].items():
                 table.add_row(str(name), str(count))
             out.print(table)
+    for sheet in card.get("dropped_sheets", []):
+        out.print(f"what a filter dropped: {sheet}", highlight=False)
     if out_dir is not None:
         for path in write_card_previews(dataset, out_dir):
             console.print(f"[green]wrote[/] {path}")

@@ -307,8 +307,9 @@ def test_killed_prepare_resumes_without_redoing_files(tmp_path):
     out = tmp_path / "ds"
     command = [sys.executable, "-m", "ganvas.cli", "prepare", str(src), "--out", str(out),
                "--size", "32", "--workers", "1"]  # fmt: skip
-    env = dict(os.environ, COLUMNS="200")
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Journal every finished file at once, so the kill can land right after the first one.
+    env = dict(os.environ, COLUMNS="200", GANVAS_PREPARE_SYNC_SECONDS="0")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = tmp_path / ".ds.prepare-work" / "journal.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
@@ -346,3 +347,26 @@ def test_grayscale_subset_even_for_greyscale_output(tmp_path):
     dropped = run(src, tmp_path / "colour", grayscale="drop")
     names = json.loads((tmp_path / "colour" / "manifest.json").read_text())["files"]
     assert dropped.kept == 3 and all("colour" in name for name in names)
+
+
+def test_command_line_film_to_dataset_card(film, tmp_path):
+    from typer.testing import CliRunner
+
+    from ganvas.cli import app
+
+    runner = CliRunner()
+    args = ["prepare", str(film[0]), "--out", str(tmp_path / "ds"), "--size", "32",
+            "--every", "2", "--drop-blank", "--drop-text", "--mosaic", "2x2", "--workers", "1"]  # fmt: skip
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    # Frames 0, 2, ..., 20; of those, 6 is black and 8 and 10 are title cards: 8 left, 4 tiles each.
+    assert sorted(dropped_frames(tmp_path / "ds")) == [6, 8, 10]
+    assert len(load_dataset(tmp_path / "ds")) == 8 * 4
+    assert "contact sheet" in result.output
+    info = runner.invoke(app, ["info", str(tmp_path / "ds")], env={"COLUMNS": "200"})
+    assert info.exit_code == 0, info.output
+    assert "title or text frame" in info.output and "dropped/" in info.output
+    bad = runner.invoke(
+        app, ["prepare", str(film[0]), "-o", str(tmp_path / "x"), "--mosaic", "five"]
+    )
+    assert bad.exit_code == 2 and "mosaic must look like RxC" in bad.output

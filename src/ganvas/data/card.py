@@ -48,6 +48,9 @@ def dataset_card(dataset: Dataset | str | os.PathLike) -> dict[str, Any]:
         reasons[reason.split(" (")[0]] += 1  # group "not an image (...)" and the like
     if reasons:
         card["dropped_per_reason"] = dict(reasons.most_common())
+    sheets = sorted((dataset.path / "dropped").glob("*.png"))
+    if sheets:
+        card["dropped_sheets"] = [str(sheet) for sheet in sheets]
     return card
 
 

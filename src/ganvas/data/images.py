@@ -148,7 +148,7 @@ def upright_8bit(img: Image.Image, channels: int, background: tuple[int, ...]) -
     """Any decoded Pillow image → EXIF-upright 8-bit "RGB" (channels 3) or "L" (channels 1)."""
     # Broken EXIF metadata should not cost an otherwise good picture.
     with contextlib.suppress(Exception):
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)
     return _flatten(img, "RGB" if channels == 3 else "L", background)
 
 

@@ -27,7 +27,9 @@ import numpy as np
 from ganvas.data.scan import ScanSettings, UnitResult
 
 JOURNAL_VERSION = 1
-_SYNC_SECONDS = 2.0
+# How often finished units are made durable; a kill loses at most this much work.
+SYNC_SECONDS_VARIABLE = "GANVAS_PREPARE_SYNC_SECONDS"
+DEFAULT_SYNC_SECONDS = 2.0
 
 
 def work_folder(out: Path) -> Path:
@@ -62,6 +64,7 @@ class ScanJournal:
         self._journal = open(folder / "journal.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self._pending: list[str] = []
         self._last_sync = time.monotonic()
+        self._sync_seconds = float(os.environ.get(SYNC_SECONDS_VARIABLE, DEFAULT_SYNC_SECONDS))
 
     @property
     def rows(self) -> int:
@@ -111,7 +114,7 @@ class ScanJournal:
         self._thumb_count += len(result.thumbs)
         self.entries[result.key] = entry
         self._pending.append(json.dumps(entry, separators=(",", ":")))
-        if time.monotonic() - self._last_sync > _SYNC_SECONDS:
+        if time.monotonic() - self._last_sync >= self._sync_seconds:
             self.sync()
         return entry
 

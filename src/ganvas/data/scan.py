@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,7 @@ class ScanSettings:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     mosaic: tuple[int, int] | None = None
     seed: int = 0
+    measure: bool = True  # take the filter measurements (off when no filter needs them)
 
     @property
     def outputs_per_picture(self) -> int:
@@ -151,7 +153,7 @@ def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
     )
 
 
-def _scan_video(unit: Unit, settings: ScanSettings, add) -> None:  # noqa: ANN001
+def _scan_video(unit: Unit, settings: ScanSettings, add: Callable[..., None]) -> None:
     from ganvas.data.video import iter_frames
 
     try:
@@ -179,14 +181,18 @@ def _process(
             picture = picture.crop(box)
             item["trimmed"] = list(box)
     width, height = picture.size
-    _measure(_analysis_view(picture), item)
+    if settings.measure:
+        _measure(_analysis_view(picture), item)
     if settings.channels == 1:
         picture = picture.convert("L")
     view = square_array(picture, settings.size)
 
     regions = [(0, 0, width, height)]
     if settings.mosaic:
-        regions = grid_boxes(width, height, *settings.mosaic)
+        rows, cols = settings.mosaic
+        if width < cols or height < rows:
+            raise ImageRejected(f"too small for a {rows}x{cols} mosaic: {width}x{height}")
+        regions = grid_boxes(width, height, rows, cols)
     boxes: list[tuple[int, int, int, int]] = []
     rng = np.random.default_rng([settings.seed, _stable_hash(full_name)])
     for left, top, right, bottom in regions:
@@ -216,8 +222,8 @@ def _process(
 
 def _analysis_view(picture: Image.Image) -> np.ndarray:
     """The centre square the filters judge: at most ANALYSIS_SIDE px, shrunk by a whole
-    factor with a box filter. Judging at the picture's own scale (not the output size) keeps
-    lettering crisp and makes sharpness comparable between runs of different `size`."""
+    factor with a box filter. Judging near the picture's own scale, rather than after the
+    resize to the output size, keeps lettering crisp for the text detector."""
     width, height = picture.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
@@ -225,6 +231,8 @@ def _analysis_view(picture: Image.Image) -> np.ndarray:
     factor = math.ceil(side / ANALYSIS_SIDE)
     if factor > 1:
         square = square.reduce(factor)
+    elif side < 8:  # the Laplacian and the hash need a few pixels to work with
+        square = square.resize((8, 8), Image.Resampling.NEAREST)
     return np.asarray(square)
 
 

@@ -125,9 +125,24 @@ def content_hash(images: np.ndarray, labels: np.ndarray | None, chunk: int = 102
     return "sha256:" + digest.hexdigest()
 
 
+PREVIEW_TILE = 128  # larger images are shown shrunk: a 64-tile sheet of 256 px would be 2k²
+
+
 def write_preview(images: np.ndarray, dest: str | os.PathLike, count: int = 64) -> None:
-    """Contact sheet of the first `count` images."""
-    save_image_atomic(dest, to_pil(image_grid(np.asarray(images[:count]))))
+    """Contact sheet of the first `count` images, tiles at most PREVIEW_TILE pixels."""
+    tiles = np.asarray(images[:count])
+    side = tiles.shape[1]
+    if side > PREVIEW_TILE:
+        from PIL import Image
+
+        shrunk = []
+        for tile in tiles:
+            img = Image.fromarray(tile[..., 0] if tile.shape[2] == 1 else tile)
+            img = img.resize((PREVIEW_TILE, PREVIEW_TILE), Image.Resampling.BOX)
+            shrunk.append(np.asarray(img).reshape(PREVIEW_TILE, PREVIEW_TILE, tile.shape[2]))
+        tiles = np.stack(shrunk)
+    # Fast zlib level: a preview is looked at, not archived (level 6 took ~1 s at 1k²).
+    save_image_atomic(dest, to_pil(image_grid(tiles)), compress_level=1)
 
 
 def base_manifest(resolution: int, channels: int, classes: list[str]) -> dict[str, Any]:
