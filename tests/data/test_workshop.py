@@ -370,3 +370,21 @@ def test_command_line_film_to_dataset_card(film, tmp_path):
         app, ["prepare", str(film[0]), "-o", str(tmp_path / "x"), "--mosaic", "five"]
     )
     assert bad.exit_code == 2 and "mosaic must look like RxC" in bad.output
+
+
+def test_two_prepares_into_one_place_are_refused(tmp_path):
+    from ganvas.data.journal import ScanJournal, work_folder
+    from ganvas.data.scan import ScanSettings
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(texture(20, 20, 0)).save(src / "a.png")
+    settings = ScanSettings(size=32, channels=3, background=(255, 255, 255), max_pixels=10**8,
+                            min_size=0)  # fmt: skip
+    holder = ScanJournal(work_folder(tmp_path / "ds"), settings)
+    try:
+        with pytest.raises(DatasetError, match="another `ganvas prepare` is writing"):
+            run(src, tmp_path / "ds")
+    finally:
+        holder.close()
+    assert run(src, tmp_path / "ds").kept == 1

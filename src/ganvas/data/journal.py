@@ -20,11 +20,12 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from ganvas.data.scan import ScanSettings, UnitResult
+from ganvas.data.store import DatasetError
 
 JOURNAL_VERSION = 1
 # How often finished units are made durable; a kill loses at most this much work.
@@ -48,6 +49,7 @@ class ScanJournal:
         wanted = {"version": JOURNAL_VERSION, **_plain(dataclasses.asdict(settings))}
         settings_file = folder / "settings.json"
         if folder.exists():
+            _lock(folder).close()  # fail early if another prepare is writing here
             previous = _read_json(settings_file)
             if not resume:
                 self.restarted_because = "--no-resume"
@@ -56,6 +58,7 @@ class ScanJournal:
             if self.restarted_because:
                 shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(folder)
         if not settings_file.exists():
             settings_file.write_text(json.dumps(wanted, indent=1))
         self._recover()
@@ -134,7 +137,7 @@ class ScanJournal:
         if self._journal.closed:
             return
         self.sync()
-        for f in (self._outputs, self._thumbs, self._journal):
+        for f in (self._outputs, self._thumbs, self._journal, self._lock):
             f.close()
 
     def outputs(self) -> np.ndarray:
@@ -147,6 +150,24 @@ class ScanJournal:
     def remove(self) -> None:
         self.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _lock(folder: Path) -> IO[bytes]:
+    """An exclusive lock on `folder` for as long as the returned file stays open."""
+    handle = open(folder / "lock", "wb")  # noqa: SIM115 (held open on purpose)
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX: no locking
+        pass
+    except OSError:
+        handle.close()
+        raise DatasetError(
+            f"another `ganvas prepare` is writing to {folder.parent} right now (its work is in"
+            f" {folder.name}); wait for it to finish or stop it first"
+        ) from None
+    return handle
 
 
 def _memmap(path: Path, count: int, shape: tuple[int, ...]) -> np.ndarray:

@@ -319,7 +319,8 @@ def prepare_dataset(
         if mapping is not None:
             manifest["unmatched_labels"] = len(unmatched)
             manifest["unmatched_label_examples"] = unmatched[:_UNMATCHED_EXAMPLES]
-        manifest["scenes"] = scenes
+        if scan_settings.measure:  # without hashes every stream is one "scene"
+            manifest["scenes"] = scenes
         with atomic_dir(out, overwrite=overwrite) as tmp:
             count = _write_dataset(tmp, kept, journal, scan_settings, class_names, manifest,
                                    dropped_list, checked)  # fmt: skip
@@ -338,7 +339,7 @@ def prepare_dataset(
         unmatched_label_examples=unmatched[:_UNMATCHED_EXAMPLES],
         pictures=len(pictures),
         resumed=reused,
-        scenes=scenes,
+        scenes=scenes if scan_settings.measure else 0,
         contact_sheets={kind: out / "dropped" / path.name for kind, path in sheets.items()},
     )
 
