@@ -26,7 +26,7 @@ from PIL import Image
 import ganvas.data.prepare as prepare_module
 from ganvas.data.images import decode_image
 from ganvas.data.prepare import PrepareReport, prepare_dataset
-from ganvas.data.store import DatasetError, load_dataset
+from ganvas.data.store import DatasetError, content_hash, load_dataset
 from tests.data.test_filters import blank, blur, painting, title_card
 
 FPS = 10
@@ -265,7 +265,10 @@ def test_class_subsets_and_balance(classes_folder, tmp_path):
     assert balanced.kept == 6 and np.bincount(labels).tolist() == [2, 2, 2]
     # With crops, the cap counts dataset images, not source files: exactly 4 per class.
     run(classes_folder, tmp_path / "f", labels="subfolders", random_crops=3, max_per_class=4)
-    assert np.bincount(load_dataset(tmp_path / "f").labels).tolist() == [4, 4, 4]
+    dataset = load_dataset(tmp_path / "f")
+    assert np.bincount(dataset.labels).tolist() == [4, 4, 4]
+    # The hash written while streaming the rows is the hash of what is on disk.
+    assert dataset.manifest["content_hash"] == content_hash(dataset.images, dataset.labels)
 
 
 def test_changed_settings_start_the_scan_over(tmp_path, monkeypatch):

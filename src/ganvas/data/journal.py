@@ -140,9 +140,20 @@ class ScanJournal:
         for f in (self._outputs, self._thumbs, self._journal, self._lock):
             f.close()
 
-    def outputs(self) -> np.ndarray:
-        """All stored output rows as a read-only memory map [rows, size, size, channels]."""
-        return _memmap(self.folder / "outputs.u8", self._rows, self.row_shape)
+    def read_rows(self, rows: list[int]) -> np.ndarray:
+        """Output rows by number, read with plain file reads (runs of neighbours at once)."""
+        out = np.empty((len(rows), *self.row_shape), np.uint8)
+        row_bytes = _nbytes(self.row_shape)
+        with open(self.folder / "outputs.u8", "rb") as f:
+            start = 0
+            while start < len(rows):
+                stop = start + 1
+                while stop < len(rows) and rows[stop] == rows[stop - 1] + 1:
+                    stop += 1
+                f.seek(rows[start] * row_bytes)
+                f.readinto(memoryview(out[start:stop]).cast("B"))
+                start = stop
+        return out
 
     def thumbs(self) -> np.ndarray:
         return _memmap(self.folder / "thumbs.u8", self._thumb_count, self.thumb_shape)

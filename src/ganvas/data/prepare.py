@@ -44,7 +44,13 @@ from ganvas.data.options import blur_percentile, check_arguments
 from ganvas.data.scan import ScanSettings, Unit, UnitResult, file_key, scan_unit, scan_units
 from ganvas.data.select import FilterSettings, Picture, select_pictures
 from ganvas.data.sources import SourceFile, check_sources, collect_files
-from ganvas.data.store import FORMAT_NAME, DatasetError, base_manifest, finish_dataset_dir
+from ganvas.data.store import (
+    FORMAT_NAME,
+    DatasetError,
+    ImagesWriter,
+    base_manifest,
+    finish_dataset_dir,
+)
 from ganvas.io import atomic_dir, save_image_atomic
 
 if TYPE_CHECKING:
@@ -61,7 +67,7 @@ __all__ = [
 ]
 
 _UNMATCHED_EXAMPLES = 20
-_COPY_ROWS_BYTES = 64 * 1024 * 1024
+_COPY_ROWS_BYTES = 16 * 1024 * 1024
 _UNIT_BYTES = 48 * 1024 * 1024  # output pixels one video unit may carry back from a worker
 _IMAGES_PER_TASK = 16
 _SHEET_IMAGES = 64
@@ -583,27 +589,22 @@ def _write_dataset(
     rows = [row for p in kept for row in p.rows]
     suffixes = settings.output_names()
     names = [p.name + suffixes[k] for p in kept for k in range(len(p.rows))]
-    source = journal.outputs()
-    images_file = folder / "images.npy"
-    images = np.lib.format.open_memmap(
-        images_file, mode="w+", dtype=np.uint8, shape=(len(rows), *source.shape[1:])
-    )
-    step = max(1, _COPY_ROWS_BYTES // _row_bytes(settings))
-    for begin in range(0, len(rows), step):
-        chunk = rows[begin : begin + step]
-        images[begin : begin + len(chunk)] = source[np.asarray(chunk)]
-    images.flush()
-    del images, source
     label_array = None
     if class_names:
         lookup = {name: k for k, name in enumerate(class_names)}
         label_array = np.array([lookup[p.class_name] for p in kept for _ in p.rows], dtype=np.int64)
+    images_file = folder / "images.npy"
+    writer = ImagesWriter(images_file, (len(rows), *journal.row_shape))
+    step = max(1, _COPY_ROWS_BYTES // _row_bytes(settings))
+    for begin in range(0, len(rows), step):
+        writer.write(journal.read_rows(rows[begin : begin + step]))
+    digest = writer.finish(label_array)
     manifest["files"] = names
     manifest["dropped"] = [{"path": path, "reason": reason} for path, reason in dropped]
     manifest["splits"] = {"val": _val_indices(len(rows), checked["val_fraction"], checked["seed"])}
     manifest["scan"] = asdict(settings)
     readonly = np.load(images_file, mmap_mode="r")
-    finish_dataset_dir(folder, readonly, label_array, manifest)
+    finish_dataset_dir(folder, readonly, label_array, manifest, known_hash=digest)
     del readonly
     return len(rows)
 

@@ -159,14 +159,55 @@ def base_manifest(resolution: int, channels: int, classes: list[str]) -> dict[st
     }
 
 
+class ImagesWriter:
+    """Write images.npy a chunk of rows at a time, hashing as it goes (see `content_hash`).
+
+    Plain file writes rather than a memory map, so a dataset larger than RAM never has its
+    pages mapped into the writing process.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.path, self.shape, self.rows = path, tuple(int(n) for n in shape), 0
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in finish())
+        header = {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_1_0(self._file, header)
+        self._digest = hashlib.sha256(repr(self.shape).encode())
+
+    def write(self, rows: np.ndarray) -> None:
+        data = np.ascontiguousarray(rows, dtype=np.uint8)
+        if data.shape[1:] != self.shape[1:] or self.rows + len(data) > self.shape[0]:
+            raise ValueError(f"rows of shape {data.shape} do not fit images {self.shape}")
+        view = memoryview(data).cast("B")  # no copy of the rows
+        self._file.write(view)
+        self._digest.update(view)
+        self.rows += len(data)
+
+    def finish(self, labels: np.ndarray | None) -> str:
+        """Close the file; returns the content hash of the images (and labels)."""
+        if self.rows != self.shape[0]:
+            raise ValueError(f"wrote {self.rows} of {self.shape[0]} rows of {self.path}")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        if labels is not None:
+            self._digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+        return "sha256:" + self._digest.hexdigest()
+
+
 def finish_dataset_dir(
-    folder: Path, images: np.ndarray, labels: np.ndarray | None, manifest: dict[str, Any]
+    folder: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    manifest: dict[str, Any],
+    known_hash: str | None = None,
 ) -> dict[str, Any]:
     """Write labels, preview and manifest (with count and hash) into `folder`, which already
-    holds images.npy. Returns the manifest."""
+    holds images.npy. `known_hash` skips hashing the images again (from `ImagesWriter`).
+    Returns the manifest."""
     if labels is not None:
         np.save(folder / "labels.npy", np.asarray(labels, dtype=np.int64))
-    manifest = dict(manifest, count=int(len(images)), content_hash=content_hash(images, labels))
+    digest = known_hash or content_hash(images, labels)
+    manifest = dict(manifest, count=int(len(images)), content_hash=digest)
     write_preview(images, folder / "preview.png")
     write_json_atomic(folder / "manifest.json", manifest)
     return manifest
