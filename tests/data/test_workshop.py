@@ -391,3 +391,33 @@ def test_two_prepares_into_one_place_are_refused(tmp_path):
     finally:
         holder.close()
     assert run(src, tmp_path / "ds").kept == 1
+
+
+def test_journal_recovers_from_a_torn_write(tmp_path):
+    from ganvas.data.journal import ScanJournal
+    from ganvas.data.scan import ScanSettings, UnitResult
+
+    settings = ScanSettings(size=8, channels=3, background=(255, 255, 255), max_pixels=10**8,
+                            min_size=0)  # fmt: skip
+    folder = tmp_path / "work"
+    journal = ScanJournal(folder, settings)
+    rows = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)
+    item = {"name": "", "reason": None, "rows": 2}
+    journal.add(UnitResult("a", [item], rows, rows[:1]))
+    journal.close()
+    # A kill in the middle of the next unit: rows on disk, half its journal line.
+    with open(folder / "outputs.u8", "ab") as f:
+        f.write(b"\x07" * rows[0].nbytes * 3)
+    with open(folder / "journal.jsonl", "a") as f:
+        f.write('{"key": "b", "row0": 2, "thu')
+    reopened = ScanJournal(folder, settings)
+    assert list(reopened.entries) == ["a"] and reopened.rows == 2
+    assert (folder / "outputs.u8").stat().st_size == rows.nbytes
+    assert np.array_equal(reopened.read_rows([0, 1]), rows)
+    reopened.add(UnitResult("b", [item], rows[::-1], rows[:1]))
+    assert reopened.entries["b"]["row0"] == 2
+    reopened.close()
+    again = ScanJournal(folder, settings)
+    assert np.array_equal(again.read_rows([2, 3, 0]), rows[[1, 0, 0]])
+    again.remove()
+    assert not folder.exists()
