@@ -294,8 +294,8 @@ def prepare_dataset(
             continue
         try:
             units.extend(_units_of(index, file, checked, scan_settings))
-        except (ValueError, OSError) as err:
-            dropped[index] = (file.path, str(err))
+        except (ValueError, OSError) as err:  # a video PyAV cannot open, a vanished file
+            dropped[index] = (file.path, str(err).replace(f" {file.path!r}", ""))
 
     journal = ScanJournal(work_folder(out), scan_settings, resume=resume)
     try:
