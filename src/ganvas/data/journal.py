@@ -46,7 +46,10 @@ class ScanJournal:
         self.thumb_shape = (settings.thumb_side, settings.thumb_side, settings.channels)
         self.entries: dict[str, dict[str, Any]] = {}
         self.restarted_because = ""
-        wanted = {"version": JOURNAL_VERSION, **_plain(dataclasses.asdict(settings))}
+        # Through JSON and back, so tuples compare equal to the lists read from settings.json.
+        wanted = json.loads(
+            json.dumps({"version": JOURNAL_VERSION, **dataclasses.asdict(settings)})
+        )
         settings_file = folder / "settings.json"
         if folder.exists():
             _lock(folder).close()  # fail early if another prepare is writing here
@@ -203,12 +206,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _plain(value: Any) -> Any:
-    """Tuples → lists, so settings compare equal to their JSON round trip."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

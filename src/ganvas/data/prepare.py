@@ -241,6 +241,18 @@ def prepare_dataset(
         **checked,
         "overwrite": bool(overwrite),
     }
+    filter_settings = FilterSettings(
+        drop_blank=checked["drop_blank"],
+        drop_text=checked["drop_text"],
+        blur=checked["blur"] if isinstance(checked["blur"], float) else None,
+        blur_percentile=blur_percentile(checked["blur"]),
+        dedupe=checked["dedupe"],
+        grayscale=checked["grayscale"],
+        scene_distance=checked["scene_distance"],
+        max_per_scene=checked["max_per_scene"],
+        max_per_class=checked["max_per_class"],
+        seed=checked["seed"],
+    )
     scan_settings = ScanSettings(
         size=checked["size"],
         channels=checked["channels"],
@@ -254,26 +266,7 @@ def prepare_dataset(
         crop_ratio=tuple(checked["crop_ratio"]),
         mosaic=tuple(checked["mosaic"]) if checked["mosaic"] else None,
         seed=checked["seed"],
-        measure=bool(
-            checked["drop_blank"]
-            or checked["drop_text"]
-            or checked["blur"] is not None
-            or checked["dedupe"] is not None
-            or checked["grayscale"] != "keep"
-            or checked["max_per_scene"] is not None
-        ),
-    )
-    filter_settings = FilterSettings(
-        drop_blank=checked["drop_blank"],
-        drop_text=checked["drop_text"],
-        blur=checked["blur"] if isinstance(checked["blur"], float) else None,
-        blur_percentile=blur_percentile(checked["blur"]),
-        dedupe=checked["dedupe"],
-        grayscale=checked["grayscale"],
-        scene_distance=checked["scene_distance"],
-        max_per_scene=checked["max_per_scene"],
-        max_per_class=checked["max_per_class"],
-        seed=checked["seed"],
+        measure=filter_settings.needs_measurements,
     )
     workers = checked["workers"] or os.cpu_count() or 1
     roots = check_sources(params["sources"])

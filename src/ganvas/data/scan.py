@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ganvas.data import filters
-from ganvas.data.images import ImageRejected, open_picture, square_array
+from ganvas.data.images import ImageRejected, open_picture
 from ganvas.data.transforms import (
     centre_square_box,
     crop_to_square_array,
@@ -185,7 +185,6 @@ def _process(
         _measure(_analysis_view(picture), item)
     if settings.channels == 1:
         picture = picture.convert("L")
-    view = square_array(picture, settings.size)
 
     regions = [(0, 0, width, height)]
     if settings.mosaic:
@@ -208,13 +207,13 @@ def _process(
         else:
             local = [centre_square_box(right - left, bottom - top)]
         boxes.extend((left + a, top + b, left + c, top + d) for a, b, c, d in local)
-    if len(boxes) == 1 and boxes[0] == centre_square_box(width, height):
-        rows = [view]  # the plain centre crop: already made
-    else:
-        rows = [crop_to_square_array(picture, box, settings.size) for box in boxes]
-    thumb = view
+    rows = [crop_to_square_array(picture, box, settings.size) for box in boxes]
+    # The thumbnail shows the whole picture: the output itself for a plain centre crop.
+    centre = centre_square_box(width, height)
+    plain = boxes == [centre]
+    thumb = rows[0] if plain else crop_to_square_array(picture, centre, settings.size)
     if settings.thumb_side != settings.size:
-        small = Image.fromarray(view[..., 0] if settings.channels == 1 else view)
+        small = Image.fromarray(thumb[..., 0] if settings.channels == 1 else thumb)
         small = small.resize((settings.thumb_side,) * 2, Image.Resampling.BILINEAR, reducing_gap=2)
         thumb = np.asarray(small).reshape(settings.thumb_side, settings.thumb_side, -1)
     return rows, thumb

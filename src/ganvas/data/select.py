@@ -33,6 +33,19 @@ class FilterSettings:
     max_per_class: int | None = None
     seed: int = 0
 
+    @property
+    def needs_measurements(self) -> bool:
+        """Whether any step looks at the scan's measurements (hash, sharpness, ...)."""
+        return (
+            self.drop_blank
+            or self.drop_text
+            or self.blur is not None
+            or self.blur_percentile is not None
+            or self.dedupe is not None
+            or self.grayscale != "keep"
+            or self.max_per_scene is not None
+        )
+
 
 @dataclass
 class Picture:
