@@ -18,15 +18,11 @@ from typing import Any, Literal
 
 import yaml
 
+from ganvas.errors import ConfigError, check
 
-class ConfigError(ValueError):
-    """A configuration key or value a user gave is wrong; the message says how to fix it."""
+__all__ = ["Config", "ConfigError", "check", "load_config"]
 
 
-def check(condition: bool, message: str) -> None:
-    """Raise ConfigError(message) unless `condition` holds (for user-facing validation)."""
-    if not condition:
-        raise ConfigError(message)
 
 
 def _check_schedule(schedule: tuple, key: str, valid_value: Any) -> None:

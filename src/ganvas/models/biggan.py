@@ -31,7 +31,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from ganvas.config import check
+from ganvas.errors import check
 from ganvas.models.layers import (
     ConditionalBatchNorm2d,
     ResidualDownBlock,

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvas.config import check
+from ganvas.errors import check
 from ganvas.models.dcgan import DCGANConfig
 from ganvas.models.layers import (
     activation,

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganvas.config import ConfigError
+from ganvas.errors import ConfigError
 
 
 def init_dcgan_weights(module: nn.Module, std: float = 0.02) -> None:

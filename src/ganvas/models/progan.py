@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvas.config import ConfigError, check
+from ganvas.errors import ConfigError, check
 from ganvas.models.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
 from ganvas.models.registry import Family, ModelConfig, register_family
 
@@ -369,5 +369,7 @@ FAMILY = register_family(
         generator=Generator,
         discriminator=Discriminator,
         paper="Karras, Aila, Laine & Lehtinen 2018, arXiv:1710.10196",
+        grows=True,
+        parameter_count=parameter_count,
     )
 )

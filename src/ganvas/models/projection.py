@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganvas.config import check
+from ganvas.errors import check
 from ganvas.models.dcgan import DCGANConfig
 from ganvas.models.layers import (
     ConditionalBatchNorm2d,

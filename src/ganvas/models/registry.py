@@ -9,19 +9,22 @@ The contract every family keeps:
     D = Discriminator(cfg);  D(img, c | None) → logits [N]
         or, for families with an auxiliary classifier, (logits [N], class_logits [N, K])
 Unconditional families accept and ignore c; conditional ones (Family.conditional) need it.
-Growing families (ProGAN) also have `set_stage(resolution, alpha)` on G and D; their G's
-output layer is linear, trained toward [-1, 1] (samplers clamp).
+Growing families (ProGAN, `Family.grows`) also have `set_stage(resolution, alpha)` on G and
+D; their G's output layer is linear, trained toward [-1, 1] (samplers clamp).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
-from ganvas.config import ConfigError, check
+from ganvas.errors import ConfigError, check
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,59 @@ class ModelConfig:
         check(self.num_classes >= 0, f"model.num_classes={self.num_classes} must be >= 0")
 
 
+Batch = dict[str, torch.Tensor]  # 'image' [N, C, H, W] in [-1, 1], 'label' [N] when labelled
+
+
+def latent_inputs(
+    batch: Batch, config: ModelConfig, generator: torch.Generator, conditional: bool
+) -> dict[str, torch.Tensor | None]:
+    """G's inputs for as many fakes as `batch` has images: z ~ N(0, I) and, for conditional
+    families, class labels drawn uniformly (not the batch's: every class gets trained)."""
+    n, device = len(batch["image"]), batch["image"].device
+    z = torch.randn(n, config.z_dim, generator=generator, device=device)
+    if not conditional:
+        return {"z": z, "c": None}
+    c = torch.randint(config.num_classes, (n,), generator=generator, device=device)
+    return {"z": z, "c": c}
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 @dataclass(frozen=True)
 class Family:
+    """What the trainer, the planner and the sampler know of a family, and nothing more.
+
+    `objective` builds what each training phase computes (default: the classic terms of
+    `ganvas.objectives.classic`); `make_inputs` turns a real batch into G's keyword inputs;
+    `parameter_count(config, resolution)` gives (G, D) parameters in use at a resolution
+    (growing families use fewer at their early stages).
+    """
+
     name: str
     config: type[ModelConfig]
     generator: type[nn.Module]
     discriminator: type[nn.Module]
     paper: str = ""
     conditional: bool = False  # G(z, c) and D(img, c) need class labels c
+    grows: bool = False  # G and D have set_stage(resolution, alpha) (progressive growing)
+    objective: Callable[..., Any] | None = None  # None: the classic objective
+    make_inputs: Callable[[Batch, ModelConfig, torch.Generator], dict] | None = None
+    parameter_count: Callable[[ModelConfig, int], tuple[int, int]] | None = None
+
+    def g_inputs(self, batch: Batch, config: ModelConfig, generator: torch.Generator) -> dict:
+        """G's keyword inputs for the fakes of one step: G(**inputs)."""
+        if self.make_inputs is not None:
+            return self.make_inputs(batch, config, generator)
+        return latent_inputs(batch, config, generator, self.conditional)
+
+    def count_parameters(self, config: ModelConfig, resolution: int) -> tuple[int, int]:
+        """(G, D) parameters used at `resolution` by a model built from `config`."""
+        if self.parameter_count is not None:
+            return self.parameter_count(config, resolution)
+        G, D = self.generator(config), self.discriminator(config)
+        return count_parameters(G), count_parameters(D)
 
 
 _FAMILIES: dict[str, Family] = {}

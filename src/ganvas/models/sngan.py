@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganvas.config import check
+from ganvas.errors import check
 from ganvas.models.layers import (
     ResidualDownBlock,
     ResidualUpBlock,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ganvas.config import check
+from ganvas.errors import check
 from ganvas.models.dcgan import DCGANConfig, Discriminator, Generator
 from ganvas.models.registry import Family, register_family
 

@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ganvas.config import check
+from ganvas.errors import check
 from ganvas.models.layers import pyramid_widths, stage_dropout
 from ganvas.models.registry import Family, ModelConfig, register_family
 

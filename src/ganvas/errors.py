@@ -1,0 +1,17 @@
+"""The errors a user can cause, and the one helper that raises them.
+
+Kept apart from `config.py` so that every module (the model registry included) can validate
+its settings without importing the config machinery.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A configuration key or value a user gave is wrong; the message says how to fix it."""
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless `condition` holds (for user-facing validation)."""
+    if not condition:
+        raise ConfigError(message)
