@@ -3,14 +3,19 @@
 A config is a tree of frozen dataclasses. Dictionaries from YAML files and command-line
 overrides are merged first, then converted once; every unknown key, wrong type or bad value
 raises `ConfigError` naming the key, the value and what is allowed.
+
+Saved configs carry `version: CONFIG_VERSION`. One written by an older ganvas (no version:
+0) is brought up to date by `MIGRATIONS`, one step at a time, before it is checked.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,9 +25,9 @@ import yaml
 
 from ganvas.errors import ConfigError, check
 
-__all__ = ["Config", "ConfigError", "check", "load_config"]
+__all__ = ["CONFIG_VERSION", "Config", "ConfigError", "check", "load_config"]
 
-
+CONFIG_VERSION = 1  # the version of the config layout this ganvas writes
 
 
 def _check_schedule(schedule: tuple, key: str, valid_value: Any) -> None:
@@ -207,16 +212,17 @@ class Config:
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        """The config as plain YAML-ready values, with its `version` first."""
+        return {"version": CONFIG_VERSION, **_plain(dataclasses.asdict(self))}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def replace(self, **overrides: Any) -> Config:
-        """A copy with dotted keys replaced, validated: cfg.replace(**{'train.steps': 10})."""
+        """A copy with dotted keys replaced, validated: cfg.replace(**{'train.steps': 10}).
+        As in `load_config`, setting train.steps alone clears train.epochs."""
         tree = self.to_dict()
-        for key, value in overrides.items():
-            _set_dotted(tree, key, value)
+        _merge_layer(tree, _override_layer(overrides))
         return config_from_dict(tree)
 
 
@@ -262,41 +268,124 @@ def parse_set(assignment: str) -> tuple[str, Any]:
 def load_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
+    overrides: str | list[str] | dict[str, Any] | None = None,
 ) -> Config:
     """Build a validated Config: defaults ← preset ← config file ← overrides.
 
+    A later layer that sets train.steps but not train.epochs drops an earlier layer's
+    train.epochs (which would otherwise replace the steps): the explicit setting wins.
+
     Args:
         preset: a name from `preset_names()`, e.g. 'dcgan-64'.
-        config_file: a YAML file with the same structure as a preset.
-        overrides: ['train.steps=500', ...] or {'train.steps': 500, ...}.
+        config_file: a YAML file with the same structure as a preset; one written by an
+            older ganvas (a run's config.yaml) is migrated first.
+        overrides: 'train.steps=500', ['train.steps=500', ...] or {'train.steps': 500, ...}.
+
+    Returns:
+        The validated Config.
 
     Raises:
         ConfigError: unknown preset, key or bad value; the message names it and the options.
     """
     tree: dict[str, Any] = {}
     if preset:
-        _merge(tree, read_preset(preset))
+        _merge_layer(tree, read_preset(preset))  # presets are written for CONFIG_VERSION
     if config_file:
-        _merge(tree, read_config_file(config_file))
-    items = overrides.items() if isinstance(overrides, dict) else map(parse_set, overrides or [])
-    for key, value in items:
-        _set_dotted(tree, key, value)
+        _merge_layer(tree, migrate_config(read_config_file(config_file)))
+    tree["version"] = CONFIG_VERSION
+    _merge_layer(tree, _override_layer(overrides))
     return config_from_dict(tree)
 
 
 def config_from_dict(tree: dict[str, Any]) -> Config:
-    from ganvas.models.registry import family_config_class
+    """A validated Config from a plain dict of any config version (none: version 0).
 
-    tree = dict(tree)
-    model_tree = dict(tree.pop("model", None) or {})
-    check(isinstance(model_tree, dict), "model must be a mapping with at least model.family")
+    Raises:
+        ConfigError: a bad key or value, or a version newer than this ganvas knows.
+    """
+    from ganvas.models.registry import family_config_class, list_families
+
+    tree = migrate_config(tree)
+    del tree["version"]
+    model_tree = tree.pop("model", None)
+    if model_tree is None:
+        model_tree = {}
+    if not isinstance(model_tree, dict):
+        hint = ""
+        if isinstance(model_tree, str) and model_tree in list_families():
+            hint = f"; did you mean --set model.family={model_tree}?"
+        raise ConfigError(
+            f"model must be a section (model.family=..., model.resolution=..., ...), "
+            f"not {model_tree!r}{hint}"
+        )
     family = model_tree.get("family", "dcgan")
+    if not isinstance(family, str):
+        raise ConfigError(
+            f"model.family={family!r} must be a family name; "
+            f"choose one of {', '.join(list_families())}"
+        )
     model_cls = family_config_class(family)
-    model_tree["family"] = family
-    model = _build(model_cls, model_tree, "model")
+    model = _build(model_cls, {**model_tree, "family": family}, "model")
     rest = _build(_ConfigRest, tree, "")
     return Config(model=model, **{f.name: getattr(rest, f.name) for f in dataclasses.fields(rest)})
+
+
+# --- Config versions ------------------------------------------------------------------------
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def rename_key(old: str, new: str) -> Migration:
+    """A migration that moves the value of dotted key `old` to `new`, e.g.
+    rename_key('train.n_critic', 'train.d_steps'); a config without `old` is left as it is.
+
+    Returns:
+        A function from a config dict to the migrated dict (it may change its argument).
+    """
+
+    def migrate(tree: dict[str, Any]) -> dict[str, Any]:
+        *sections, leaf = old.split(".")
+        node: Any = tree
+        for part in sections:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            _set_dotted(tree, new, node.pop(leaf))
+        return tree
+
+    return migrate
+
+
+# MIGRATIONS[v] turns a config dict of version v into one of version v + 1. A renamed key
+# is one entry: e.g. MIGRATIONS[1] = rename_key("train.n_critic", "train.d_steps").
+MIGRATIONS: dict[int, Migration] = {
+    0: lambda tree: tree,  # version 1 only added the `version` key itself
+}
+
+
+def migrate_config(tree: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config dict brought to CONFIG_VERSION, its `version` key set to it; a
+    dict without `version` is version 0 (every config.yaml ganvas 0.1.0 wrote).
+
+    Raises:
+        ConfigError: the version is not a whole number, or is newer than this ganvas knows.
+    """
+    from ganvas import __version__
+
+    check(isinstance(tree, dict), f"a config must be a mapping of sections, not {tree!r}")
+    tree = copy.deepcopy(tree)
+    version = tree.pop("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ConfigError(f"version={version!r} must be a config version (a whole number >= 0)")
+    if version > CONFIG_VERSION:
+        raise ConfigError(
+            f"this config has version {version}, but ganvas {__version__} reads versions up "
+            f"to {CONFIG_VERSION}: it was written by a newer ganvas; upgrade ganvas "
+            "(pip install -U ganvas) to use it"
+        )
+    for step in range(version, CONFIG_VERSION):
+        tree = MIGRATIONS[step](tree)
+    tree["version"] = CONFIG_VERSION
+    return tree
 
 
 @dataclass(frozen=True)
@@ -421,6 +510,38 @@ def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     if not isinstance(tree, dict):
         raise ConfigError(f"{where} must be a YAML mapping of sections (model, train, ...)")
     return tree
+
+
+def _override_layer(overrides: str | list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """The overrides of `load_config` as one nested dict, like a config file's."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    elif isinstance(overrides, list | tuple) and all(isinstance(o, str) for o in overrides):
+        items = [parse_set(o) for o in overrides]
+    else:
+        raise ConfigError(
+            f"overrides must be 'key=value', a list of such strings or a dict "
+            f"{{'key': value}}, not {overrides!r}"
+        )
+    layer: dict[str, Any] = {}
+    for key, value in items:
+        check(isinstance(key, str) and bool(key), f"override key {key!r} must be a dotted name")
+        _set_dotted(layer, key, value)
+    return layer
+
+
+def _merge_layer(tree: dict[str, Any], layer: dict[str, Any]) -> None:
+    """Merge a later layer over `tree`. A layer that sets train.steps without train.epochs
+    also drops the earlier train.epochs, which would otherwise replace the steps."""
+    train, earlier = layer.get("train"), tree.get("train")
+    sets_steps_only = isinstance(train, dict) and "steps" in train and "epochs" not in train
+    if sets_steps_only and isinstance(earlier, dict):
+        earlier.pop("epochs", None)
+    _merge(tree, layer)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
