@@ -22,6 +22,7 @@ from ganvas.data.prepare import (
     read_label_mapping,
 )
 from ganvas.data.store import DatasetError, load_dataset
+from ganvas.errors import ConfigError
 
 GOOD = [
     "photo.jpg",
@@ -410,7 +411,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path):
 )
 def test_bad_arguments(tmp_path, kwargs, match):
     write_noise_images(tmp_path / "src", 1)
-    with pytest.raises(DatasetError, match=match):
+    with pytest.raises(ConfigError, match=match):
         run(tmp_path / "src", tmp_path / "ds", **kwargs)
     assert not (tmp_path / "ds").exists()
 
@@ -642,10 +643,11 @@ def test_bad_labels_argument(tmp_path, labels, monkeypatch):
     write_noise_images(tmp_path / "src", 1)
     (tmp_path / "notes.txt").write_text("file,label\n")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DatasetError) as caught:
+    with pytest.raises(ConfigError) as caught:
         run(tmp_path / "src", tmp_path / "ds", labels=labels)
     message = str(caught.value)
-    assert "'none'" in message and "'subfolders'" in message and ".csv/.json" in message
+    assert "'auto'" in message and "'none'" in message and "'subfolders'" in message
+    assert ".csv/.json" in message
     assert not (tmp_path / "ds").exists()
 
 

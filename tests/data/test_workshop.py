@@ -26,7 +26,9 @@ from PIL import Image
 import ganvas.data.prepare as prepare_module
 from ganvas.data.images import decode_image
 from ganvas.data.prepare import PrepareReport, prepare_dataset
+from ganvas.data.settings import PrepareSettings
 from ganvas.data.store import DatasetError, content_hash, load_dataset
+from ganvas.errors import ConfigError
 from tests.data.test_filters import blank, blur, painting, title_card
 
 FPS = 10
@@ -257,8 +259,8 @@ def test_class_subsets_and_balance(classes_folder, tmp_path):
     assert left.classes == ["pears", "plums"] and left.kept == 5
     with pytest.raises(DatasetError, match="no class named 'kiwis'.*apples, pears, plums"):
         run(classes_folder, tmp_path / "c", labels="subfolders", classes=["kiwis"])
-    with pytest.raises(DatasetError, match="need labels"):
-        run(classes_folder, tmp_path / "d", classes=["apples"])
+    with pytest.raises(ConfigError, match="classes set, but labels is 'none'"):
+        run(classes_folder, tmp_path / "d", labels="none", classes=["apples"])
 
     balanced = run(classes_folder, tmp_path / "e", labels="subfolders", max_per_class=2)
     labels = load_dataset(tmp_path / "e").labels
@@ -377,13 +379,11 @@ def test_command_line_film_to_dataset_card(film, tmp_path):
 
 def test_two_prepares_into_one_place_are_refused(tmp_path):
     from ganvas.data.journal import ScanJournal, work_folder
-    from ganvas.data.scan import ScanSettings
 
     src = tmp_path / "src"
     src.mkdir()
     Image.fromarray(texture(20, 20, 0)).save(src / "a.png")
-    settings = ScanSettings(size=32, channels=3, background=(255, 255, 255), max_pixels=10**8,
-                            min_size=0)  # fmt: skip
+    settings = PrepareSettings(size=32).scan_settings()
     holder = ScanJournal(work_folder(tmp_path / "ds"), settings)
     try:
         with pytest.raises(DatasetError, match="another `ganvas prepare` is writing"):
@@ -395,10 +395,9 @@ def test_two_prepares_into_one_place_are_refused(tmp_path):
 
 def test_journal_recovers_from_a_torn_write(tmp_path):
     from ganvas.data.journal import ScanJournal
-    from ganvas.data.scan import ScanSettings, UnitResult
+    from ganvas.data.scan import UnitResult
 
-    settings = ScanSettings(size=8, channels=3, background=(255, 255, 255), max_pixels=10**8,
-                            min_size=0)  # fmt: skip
+    settings = PrepareSettings(size=8).scan_settings()
     folder = tmp_path / "work"
     journal = ScanJournal(folder, settings)
     rows = np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)

@@ -1,7 +1,9 @@
 """Class labels for `prepare`: from first-level folder names or from a .csv/.json mapping file.
 
 A mapping file names each image by its path relative to a source folder (or by its bare file
-name) and gives its class; `match_labels` pairs those names with the files found.
+name) and gives its class; `match_labels` pairs those names with the files found. With
+`--labels auto` (the default), `decide_labels` uses the folder names when the layout is
+unmistakably one folder per class, and says why not when it is almost that.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganvas.data.sources import SourceFile, looks_like_picture
 from ganvas.data.store import DatasetError
 
-LABEL_MODES = ("none", "subfolders")
+LABEL_MODES = ("auto", "none", "subfolders")
 LABEL_FILE_TYPES = (".csv", ".json")
 NOT_IN_CLASS_FOLDER = "not inside a class subfolder (--labels subfolders)"
+NOT_IN_FOUND_CLASS_FOLDER = "not inside a class subfolder (--labels auto)"
 IS_LABEL_FILE = "the labels mapping file (--labels)"
 # Column names (compared case-insensitively) of a mapping file, in order of preference.
 FILE_COLUMNS = ("file", "filename", "path", "image")
 CLASS_COLUMNS = ("label", "class", "category", "genre", "style")
 AMBIGUOUS_EXAMPLES = 5
+NAMES_SHOWN = 8  # class folder names listed in a summary line
 
 
 @dataclass
@@ -241,18 +246,98 @@ def is_same_file(candidate: str, target: Path) -> bool:
         return False
 
 
-def check_labels(labels: Any) -> str:
-    """'none', 'subfolders', or the absolute path of an existing .csv/.json mapping file."""
-    if isinstance(labels, str) and labels in LABEL_MODES:
-        return labels
-    problem = ""
-    if isinstance(labels, str | os.PathLike) and os.fspath(labels):
-        path = Path(os.fspath(labels)).expanduser()
-        if path.suffix.lower() in LABEL_FILE_TYPES:
-            if path.is_file():
-                return str(path.resolve())
-            problem = f" ({path} does not exist)" if not path.exists() else " (not a file)"
-    raise DatasetError(
-        f"labels must be 'none', 'subfolders' or the path of an existing .csv/.json file"
-        f" mapping file → class, got {labels!r}{problem}"
-    )
+@dataclass(frozen=True)
+class ClassFolders:
+    """What `--labels auto` saw in a single folder source: the first-level folders that hold
+    pictures, and the pictures lying directly in the source folder."""
+
+    root: Path
+    folders: list[str]
+    loose: list[str]
+
+    @property
+    def usable(self) -> bool:
+        """Whether the folders are the classes: two or more, and no picture outside them."""
+        return len(self.folders) >= 2 and not self.loose
+
+    def why_not(self) -> str:
+        if self.loose and self.folders:
+            count = "1 picture lies" if len(self.loose) == 1 else f"{len(self.loose)} pictures lie"
+            return (
+                f"{count} directly in {self.root} (e.g. {self.loose[0]}), beside the subfolders"
+                f" ({_shown(self.folders)})"
+            )
+        if self.folders:
+            return f"only one subfolder ({self.folders[0]}) holds pictures"
+        return "no subfolder holds pictures"
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """How prepare labels the files: `--labels` as given, and what it comes to."""
+
+    asked: str  # the labels setting: a mode of LABEL_MODES or a mapping file's path
+    mode: str  # "none", "subfolders" or the mapping file's path ("auto" decided)
+    found: ClassFolders | None = None  # what "auto" saw; None: not auto, or not one folder
+
+    @property
+    def outside_folder_reason(self) -> str:
+        """The drop reason of a file outside every class folder."""
+        return NOT_IN_CLASS_FOLDER if self.asked == "subfolders" else NOT_IN_FOUND_CLASS_FOLDER
+
+    def why_unlabelled(self) -> str:
+        """Why a run without labels has none (for errors about options that need them)."""
+        if self.asked == "none":
+            return "--labels is 'none'"
+        if self.found is None:
+            return "--labels auto looks for class folders only when the one source is a folder"
+        return f"--labels auto found no class folders: {self.found.why_not()}"
+
+    def note(self, classes: list[str]) -> str:
+        """The summary's line on what `--labels auto` did; '' when there is nothing to say."""
+        found = self.found
+        if self.asked != "auto" or found is None or not found.folders:
+            return ""
+        if found.usable:
+            return (
+                f"labels: {len(classes)} classes from subfolders ({_shown(classes)});"
+                " --labels none ignores them"
+            )
+        if found.loose:
+            return (
+                f"labels: none, as {found.why_not()}; put loose pictures in a class folder, or"
+                " pass --labels subfolders to drop them and label the rest by folder"
+            )
+        return f"labels: none, as {found.why_not()}"
+
+
+def decide_labels(labels: str, roots: list[Path], files: list[SourceFile]) -> Labelling:
+    """Resolve the labels setting against the files found (only "auto" needs them)."""
+    if labels != "auto":
+        return Labelling(asked=labels, mode=labels)
+    found = find_class_folders(roots, files)
+    mode = "subfolders" if found is not None and found.usable else "none"
+    return Labelling(asked=labels, mode=mode, found=found)
+
+
+def find_class_folders(roots: list[Path], files: list[SourceFile]) -> ClassFolders | None:
+    """The first-level folders holding pictures, and the loose pictures, of a single folder
+    source; None for other sources. Pictures are told by their file extension."""
+    if len(roots) != 1 or not roots[0].is_dir():
+        return None
+    folders: list[str] = []
+    loose: list[str] = []
+    for file in files:
+        if not looks_like_picture(file.rel):
+            continue
+        folder, _, rest = file.rel.partition("/")
+        if not rest:
+            loose.append(file.rel)
+        elif folder not in folders:
+            folders.append(folder)
+    return ClassFolders(root=roots[0], folders=sorted(folders), loose=loose)
+
+
+def _shown(names: list[str]) -> str:
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")

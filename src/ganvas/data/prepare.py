@@ -35,14 +35,16 @@ from ganvas.data.labels import (
     IS_LABEL_FILE,
     LABEL_MODES,
     NOT_IN_CLASS_FOLDER,
+    Labelling,
     LabelMapping,
+    decide_labels,
     is_same_file,
     match_labels,
     read_label_mapping,
 )
-from ganvas.data.options import blur_percentile, check_arguments
 from ganvas.data.scan import ScanSettings, Unit, UnitResult, file_key, scan_unit, scan_units
-from ganvas.data.select import FilterSettings, Picture, select_pictures
+from ganvas.data.select import Picture, select_pictures
+from ganvas.data.settings import PrepareSettings
 from ganvas.data.sources import SourceFile, check_sources, collect_files
 from ganvas.data.store import (
     FORMAT_NAME,
@@ -62,6 +64,7 @@ __all__ = [
     "NOT_IN_CLASS_FOLDER",
     "LabelMapping",
     "PrepareReport",
+    "PrepareSettings",
     "prepare_dataset",
     "read_label_mapping",
 ]
@@ -72,7 +75,6 @@ _UNIT_BYTES = 48 * 1024 * 1024  # output pixels one video unit may carry back fr
 _IMAGES_PER_TASK = 16
 _SHEET_IMAGES = 64
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_NOT_CHECKED = ("sources", "out", "overwrite", "resume", "progress", "started")
 
 
 @dataclass
@@ -83,6 +85,7 @@ class PrepareReport:
     kept: int
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (absolute path, reason)
     classes: list[str] = field(default_factory=list)
+    labels_note: str = ""  # what labels="auto" made of the folders, for the summary
     seconds: float = 0.0
     unmatched_labels: int = 0  # rows of a --labels mapping file that matched no file
     unmatched_label_examples: list[str] = field(default_factory=list)
@@ -138,37 +141,12 @@ class PrepareReport:
 def prepare_dataset(
     sources: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
-    size: int = 64,
-    channels: int = 3,
-    labels: str | os.PathLike = "none",
-    val_fraction: float = 0.0,
-    seed: int = 0,
-    background: Sequence[int] | int | str = (255, 255, 255),
-    max_pixels: int = 100_000_000,
-    min_size: int = 0,
-    every: int = 1,
-    start: float = 0.0,
-    end: float | None = None,
-    trim_borders: bool = False,
-    border_tolerance: float = 12.0,
-    random_crops: int = 0,
-    crop_scale: Sequence[float] = (0.08, 1.0),
-    crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
-    mosaic: str | Sequence[int] | None = None,
-    drop_blank: bool = False,
-    drop_text: bool = False,
-    blur: float | str | None = None,
-    dedupe: int | None = None,
-    grayscale: str = "keep",
-    scene_distance: int = 16,
-    max_per_scene: int | None = None,
-    classes: Sequence[str] | None = None,
-    exclude_classes: Sequence[str] | None = None,
-    max_per_class: int | None = None,
-    workers: int | None = None,
+    settings: PrepareSettings | None = None,
+    *,
     overwrite: bool = False,
     resume: bool = True,
     progress: bool = True,
+    **overrides: Any,
 ) -> PrepareReport:
     """Read every image and video under `sources` into a dataset directory at `out`.
 
@@ -182,111 +160,62 @@ def prepare_dataset(
         sources: folders (walked recursively), image or video files, or list files (.txt /
             .lst, one path per line, relative to the list's folder).
         out: the dataset directory to create.
-        size: side of the square images, 8-4096 pixels.
-        channels: 3 for RGB, 1 for greyscale.
-        labels: "none"; "subfolders" to label each image by the first-level folder it sits
-            in (files directly in a source root are then dropped); or a .csv/.json file
-            mapping files to class names (see `read_label_mapping`).
-        val_fraction: share of images held out as the validation split, in [0, 1).
-        seed: seed of the validation split, the random crops and the class balance.
-        background: colour that transparency is flattened over: (r, g, b), a grey level or
-            a colour name / "#rrggbb".
-        max_pixels: images with more pixels are dropped without being decoded.
-        min_size: images (and video frames) whose shorter side is smaller are dropped.
-        every: of videos, keep frames 0, N, 2N, ...
-        start: of videos, skip frames before this time (seconds).
-        end: of videos, stop before this time (seconds); None: to the end.
-        trim_borders: cut uniform margins (letterbox bars, mats, frame bands) off first.
-        border_tolerance: how far (0-255) a border pixel may stray from its line's colour.
-        random_crops: make this many RandomResizedCrop copies per picture (0: centre crop).
-        crop_scale: range of the crops' area as a fraction of the picture.
-        crop_ratio: range of the crops' width / height before the square resize.
-        mosaic: "RxC" (or (R, C)): cut each picture into R rows × C columns of tiles, from
-            the full-resolution source.
-        drop_blank: drop black, faded-out and single-colour pictures.
-        drop_text: drop title cards and credits (flat text on a flat background).
-        blur: drop blurry pictures: a sharpness threshold (variance of the Laplacian at
-            `size`, e.g. 100) or "pN" / "N%" to drop the blurriest N percent.
-        dedupe: drop near-duplicates whose perceptual hashes differ by at most this many of
-            63 bits (6 is a good start), keeping the sharpest of each group; None keeps all.
-        grayscale: "keep" everything, "drop" black-and-white pictures, or keep "only" them.
-        scene_distance: consecutive pictures whose hashes differ by more bits start a scene.
-        max_per_scene: keep at most N pictures per scene, spread evenly through it.
-        classes: keep only these classes (needs labels).
-        exclude_classes: leave these classes out (needs labels).
-        max_per_class: at most N images per class, a seeded random choice (balances classes).
-        workers: reading processes (default: one per CPU); 1 reads in this process.
+        settings: what to make of the sources (see `PrepareSettings` for every field and
+            its default); None: the defaults.
         overwrite: replace an existing dataset at `out` (only once the new one is complete).
         resume: continue an interrupted prepare of the same settings (False starts over).
         progress: show a progress bar on stderr.
+        **overrides: `PrepareSettings` fields by name, applied over `settings`
+            (`prepare_dataset(src, out, size=128, dedupe=6)`).
 
     Returns:
-        A `PrepareReport`; `report.summary_table()` explains what was dropped.
+        A `PrepareReport`; `report.summary_table()` explains what was dropped and
+        `report.labels_note` what `labels="auto"` made of the folders.
 
     Raises:
-        DatasetError: bad arguments, an unreadable or ambiguous labels file, a missing or
-            empty source, `out` already exists (without `overwrite`), or nothing usable.
+        ConfigError: a bad or unknown setting.
+        DatasetError: an unreadable or ambiguous labels file, a missing or empty source,
+            `out` already exists (without `overwrite`), or nothing usable.
     """
     started = time.perf_counter()
-    given = dict(locals())
-    checked = check_arguments(**{k: v for k, v in given.items() if k not in _NOT_CHECKED})
-    mode = checked["labels"]
+    if settings is not None and not isinstance(settings, PrepareSettings):
+        raise TypeError(
+            f"settings must be a PrepareSettings, got {settings!r}; pass single settings by"
+            " name (size=64)"
+        )
+    settings = (settings or PrepareSettings()).updated(**overrides)
     mapping = None
-    if mode not in LABEL_MODES:
-        mapping = read_label_mapping(mode)
-        checked["labels_sha256"] = mapping.sha256
+    if settings.labels not in LABEL_MODES:
+        mapping = read_label_mapping(settings.labels)
     params = {
         "sources": [os.fspath(s) for s in _as_list(sources)],
         "out": os.fspath(out),
-        **checked,
+        **settings.as_params(),
+        **({"labels_sha256": mapping.sha256} if mapping is not None else {}),
         "overwrite": bool(overwrite),
     }
-    filter_settings = FilterSettings(
-        drop_blank=checked["drop_blank"],
-        drop_text=checked["drop_text"],
-        blur=checked["blur"] if isinstance(checked["blur"], float) else None,
-        blur_percentile=blur_percentile(checked["blur"]),
-        dedupe=checked["dedupe"],
-        grayscale=checked["grayscale"],
-        scene_distance=checked["scene_distance"],
-        max_per_scene=checked["max_per_scene"],
-        max_per_class=checked["max_per_class"],
-        seed=checked["seed"],
-    )
-    scan_settings = ScanSettings(
-        size=checked["size"],
-        channels=checked["channels"],
-        background=tuple(checked["background"]),
-        max_pixels=checked["max_pixels"],
-        min_size=checked["min_size"],
-        trim_borders=checked["trim_borders"],
-        border_tolerance=checked["border_tolerance"],
-        random_crops=checked["random_crops"],
-        crop_scale=tuple(checked["crop_scale"]),
-        crop_ratio=tuple(checked["crop_ratio"]),
-        mosaic=tuple(checked["mosaic"]) if checked["mosaic"] else None,
-        seed=checked["seed"],
-        measure=filter_settings.needs_measurements,
-    )
-    workers = checked["workers"] or os.cpu_count() or 1
+    filter_settings = settings.filter_settings()
+    scan_settings = settings.scan_settings()
+    workers = settings.workers or os.cpu_count() or 1
     roots = check_sources(params["sources"])
     out = Path(out)
     _check_out(out, roots, overwrite)
     files, walk_errors = collect_files(roots, out)
+    labelling = decide_labels(settings.labels, roots, files)
 
     # Dropped before reading: keyed by file index, so the listing follows file order.
     dropped: dict[int, tuple[str, str]] = {}
-    class_of, unmatched = _assign_classes(files, mode, mapping, dropped)
-    _choose_classes(files, class_of, checked, dropped)
-    if checked["max_per_class"] is not None and mode == "none":
-        raise DatasetError("max_per_class needs classes: pass labels ('subfolders' or a file)")
+    class_of, unmatched = _assign_classes(files, labelling, mapping, dropped)
+    _choose_classes(files, class_of, settings, labelling, dropped)
+    if settings.max_per_class is not None and labelling.mode == "none":
+        raise DatasetError(f"max_per_class needs labels, but {labelling.why_unlabelled()}")
 
     units: list[Unit] = []
     for index, file in enumerate(files):
         if index in dropped:
             continue
         try:
-            units.extend(_units_of(index, file, checked, scan_settings))
+            units.extend(_units_of(index, file, settings, scan_settings))
         except (ValueError, OSError) as err:  # a video PyAV cannot open, a vanished file
             dropped[index] = (file.path, str(err).replace(f" {file.path!r}", ""))
 
@@ -311,7 +240,7 @@ def prepare_dataset(
             else:
                 message += "; what was read is kept, so a rerun with other filters is quick"
             raise DatasetError(message)
-        class_names = sorted({p.class_name for p in kept}) if mode != "none" else []
+        class_names = sorted({p.class_name for p in kept}) if labelling.mode != "none" else []
         manifest = base_manifest(scan_settings.size, scan_settings.channels, class_names)
         manifest["sources"] = [str(root) for root in roots]
         manifest["params"] = params
@@ -321,8 +250,8 @@ def prepare_dataset(
         if scan_settings.measure:  # without hashes every stream is one "scene"
             manifest["scenes"] = scenes
         with atomic_dir(out, overwrite=overwrite) as tmp:
-            count = _write_dataset(tmp, kept, journal, scan_settings, class_names, manifest,
-                                   dropped_list, checked)  # fmt: skip
+            count = _write_dataset(tmp, kept, journal, settings, class_names, manifest,
+                                   dropped_list)  # fmt: skip
             sheets = _write_contact_sheets(tmp, pictures, journal)
     except BaseException:
         journal.close()  # keeps the work for the next run
@@ -333,6 +262,7 @@ def prepare_dataset(
         kept=count,
         dropped=dropped_list,
         classes=class_names,
+        labels_note=labelling.note(class_names),
         seconds=time.perf_counter() - started,
         unmatched_labels=len(unmatched),
         unmatched_label_examples=unmatched[:_UNMATCHED_EXAMPLES],
@@ -345,19 +275,19 @@ def prepare_dataset(
 
 def _assign_classes(
     files: list[SourceFile],
-    mode: str,
+    labelling: Labelling,
     mapping: LabelMapping | None,
     dropped: dict[int, tuple[str, str]],
 ) -> tuple[dict[int, str], list[str]]:
     """Class name of each file index (as the labels option says), and unmatched mapping rows."""
     class_of: dict[int, str] = {}
     unmatched: list[str] = []
-    if mode == "subfolders":
+    if labelling.mode == "subfolders":
         for i, file in enumerate(files):
             if "/" in file.rel:
                 class_of[i] = file.rel.split("/", 1)[0]
             else:
-                dropped[i] = (file.path, NOT_IN_CLASS_FOLDER)
+                dropped[i] = (file.path, labelling.outside_folder_reason)
     elif mapping is not None:
         for i, file in enumerate(files):
             if is_same_file(file.path, mapping.path):
@@ -374,15 +304,18 @@ def _assign_classes(
 def _choose_classes(
     files: list[SourceFile],
     class_of: dict[int, str],
-    checked: dict[str, Any],
+    settings: PrepareSettings,
+    labelling: Labelling,
     dropped: dict[int, tuple[str, str]],
 ) -> None:
     """Apply `classes` / `exclude_classes`: files of other classes are not even read."""
-    wanted, unwanted = checked["classes"], checked["exclude_classes"]
+    wanted, unwanted = settings.classes, settings.exclude_classes
     if not wanted and not unwanted:
         return
-    if checked["labels"] == "none":
-        raise DatasetError("classes / exclude_classes need labels ('subfolders' or a file)")
+    if labelling.mode == "none":
+        raise DatasetError(
+            f"classes / exclude_classes need labels, but {labelling.why_unlabelled()}"
+        )
     known = sorted(set(class_of.values()))
     for name in [*(wanted or []), *(unwanted or [])]:
         if name not in known:
@@ -397,14 +330,14 @@ def _choose_classes(
 
 
 def _units_of(
-    index: int, file: SourceFile, checked: dict[str, Any], settings: ScanSettings
+    index: int, file: SourceFile, prepare: PrepareSettings, settings: ScanSettings
 ) -> list[Unit]:
     """The work units of one file: itself, or stretches of a video's frames."""
     if not file.is_video:
         return [Unit(key=file_key(file.path), file_index=index, path=file.path, name=file.name)]
     from ganvas.data.video import frame_count_estimate, frame_rate
 
-    every, start, end = checked["every"], checked["start"], checked["end"]
+    every, start, end = prepare.every, prepare.start, prepare.end
     fps = frame_rate(file.path)
     total = frame_count_estimate(file.path)
 
@@ -572,13 +505,13 @@ def _write_dataset(
     folder: Path,
     kept: list[Picture],
     journal: ScanJournal,
-    settings: ScanSettings,
+    prepare: PrepareSettings,
     class_names: list[str],
     manifest: dict[str, Any],
     dropped: list[tuple[str, str]],
-    checked: dict[str, Any],
 ) -> int:
     """images.npy (streamed from the journal), labels, manifest and preview into `folder`."""
+    settings = prepare.scan_settings()
     rows = [row for p in kept for row in p.rows]
     suffixes = settings.output_names()
     names = [p.name + suffixes[k] for p in kept for k in range(len(p.rows))]
@@ -594,7 +527,7 @@ def _write_dataset(
     digest = writer.finish(label_array)
     manifest["files"] = names
     manifest["dropped"] = [{"path": path, "reason": reason} for path, reason in dropped]
-    manifest["splits"] = {"val": _val_indices(len(rows), checked["val_fraction"], checked["seed"])}
+    manifest["splits"] = {"val": _val_indices(len(rows), prepare.val_fraction, prepare.seed)}
     manifest["scan"] = asdict(settings)
     readonly = np.load(images_file, mmap_mode="r")
     finish_dataset_dir(folder, readonly, label_array, manifest, known_hash=digest)

@@ -37,21 +37,24 @@ ANALYSIS_SIDE = 256
 
 @dataclass(frozen=True)
 class ScanSettings:
-    """Everything that decides the pixels of the outputs (and so must match to resume)."""
+    """Everything that decides the pixels of the outputs (and so must match to resume).
+
+    Made by `PrepareSettings.scan_settings()`, which holds the defaults and the checks.
+    """
 
     size: int
     channels: int
     background: tuple[int, int, int]
     max_pixels: int
     min_size: int
-    trim_borders: bool = False
-    border_tolerance: float = 12.0
-    random_crops: int = 0
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    mosaic: tuple[int, int] | None = None
-    seed: int = 0
-    measure: bool = True  # take the filter measurements (off when no filter needs them)
+    trim_borders: bool
+    border_tolerance: float
+    random_crops: int
+    crop_scale: tuple[float, float]
+    crop_ratio: tuple[float, float]
+    mosaic: tuple[int, int] | None
+    seed: int
+    measure: bool  # take the filter measurements (off when no filter needs them)
 
     @property
     def outputs_per_picture(self) -> int:

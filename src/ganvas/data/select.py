@@ -20,18 +20,18 @@ GRAYSCALE_MODES = ("keep", "drop", "only")
 
 @dataclass(frozen=True)
 class FilterSettings:
-    """Which pictures to leave out; all off by default."""
+    """Which pictures to leave out; made by `PrepareSettings.filter_settings()`."""
 
-    drop_blank: bool = False
-    drop_text: bool = False
-    blur: float | None = None  # drop pictures whose sharpness is below this
-    blur_percentile: float | None = None  # ... or below this percentile of the set
-    dedupe: int | None = None  # near-duplicate when perceptual hashes differ by <= this many bits
-    grayscale: str = "keep"
-    scene_distance: int = 16  # consecutive frames further apart than this start a new scene
-    max_per_scene: int | None = None
-    max_per_class: int | None = None
-    seed: int = 0
+    drop_blank: bool
+    drop_text: bool
+    blur: float | None  # drop pictures whose sharpness is below this
+    blur_percentile: float | None  # ... or below this percentile of the set
+    dedupe: int | None  # near-duplicate when perceptual hashes differ by <= this many bits
+    grayscale: str
+    scene_distance: int  # consecutive frames further apart than this start a new scene
+    max_per_scene: int | None
+    max_per_class: int | None
+    seed: int
 
     @property
     def needs_measurements(self) -> bool:

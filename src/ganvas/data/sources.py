@@ -8,6 +8,7 @@ or absolute; blank lines and lines starting with '#' are skipped). Every file fo
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,21 @@ class SourceFile:
     def name(self) -> str:
         """'source index:relative path', the name the manifest uses."""
         return f"{self.source}:{self.rel}"
+
+
+def looks_like_picture(name: str) -> bool:
+    """Whether a file name has the extension of an image Pillow opens, or of a video."""
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in VIDEO_EXTENSIONS or suffix in _image_extensions()
+
+
+@functools.cache
+def _image_extensions() -> frozenset[str]:
+    from PIL import Image
+
+    return frozenset(
+        ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN
+    )
 
 
 def check_sources(sources: list[str]) -> list[Path]:
