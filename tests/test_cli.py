@@ -158,3 +158,58 @@ def test_sample_by_class_from_the_command_line(labelled_dataset, tmp_path):
     )
     assert result.exit_code == 2 and "no class 'green'" in result.output
     assert not (tmp_path / "g.png").exists()
+
+
+def test_python_dash_m_ganvas_is_the_command(tmp_path):
+    env = dict(os.environ, COLUMNS="200")
+    done = subprocess.run([sys.executable, "-m", "ganvas", "presets"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for name in ("dcgan-32", "cdcgan-64", "emoji-demo"):
+        assert name in done.stdout
+
+
+def test_steps_on_the_command_line_win_over_a_presets_epochs(labelled_dataset, tmp_path):
+    # cdcgan-64 sets train.epochs: 200, which used to replace --steps silently.
+    result = runner.invoke(app, ["train", "--preset", "cdcgan-64", "--data",
+                                 str(labelled_dataset.path), "--out", str(tmp_path / "r"),
+                                 "--set", "model.resolution=16", "--set", "model.g_width=8",
+                                 "--set", "model.d_width=8", "--set", "train.batch_size=8",
+                                 "--set", "train.tensorboard=false", "--device", "cpu",
+                                 "--steps", "4", "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "checkpoints" / "latest").read_text().strip() == "00000004"
+
+
+def test_a_value_for_a_whole_section_is_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["train", "--set", "model=dcgan", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "did you mean --set model.family=dcgan?" in result.output
+    result = runner.invoke(app, ["train", "--set", "model.family=5", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "model.family=5 must be a family name" in result.output
+
+
+def test_sampling_commands_default_to_the_auto_device(tiny_dataset, tmp_path):
+    import typer.main
+
+    from ganvas.training.trainer import train
+    from tests.conftest import tiny_config
+
+    commands = typer.main.get_command(app).commands
+    with_device = {name for name, command in commands.items()
+                   if any(p.name == "device" for p in command.params)}  # fmt: skip
+    assert {"sample", "evaluate", "interpolate", "rank", "memorization", "diversity", "rate"} <= (
+        with_device
+    )
+    for name in with_device - {"train"}:
+        (device,) = (p for p in commands[name].params if p.name == "device")
+        assert device.default == "auto", name
+    train(tiny_config(tiny_dataset.path, **{"train.steps": 2}), tmp_path / "run", progress=False)
+    run = str(tmp_path / "run")
+    for args in (["sample", run, "--out", str(tmp_path / "s.png")],
+                 ["interpolate", run, "--out", str(tmp_path / "i.png")],
+                 ["rank", run, "--n", "4", "--k", "2", "--out", str(tmp_path / "r.png")]):  # fmt: skip
+        result = runner.invoke(app, [*args, "--device", "auto"])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sample", run, "--device", "tpu"])
+    assert result.exit_code == 2 and "device='tpu' is not a device" in result.output

@@ -1,10 +1,14 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from ganvas.checkpoint import CheckpointError
 from ganvas.generate import load
-from ganvas.training.checkpoint import CheckpointError
+from ganvas.inference import resolve_device
 from ganvas.training.trainer import train
 from tests.conftest import tiny_config
 
@@ -27,12 +31,29 @@ def test_sample_shapes_types_and_ranges(run_dir):
 
 
 def test_same_seed_same_images_and_batching_does_not_matter(run_dir):
-    g = load(run_dir)
+    g = load(run_dir, device="cpu")  # bit-exact across batch sizes on the CPU
     a = g.sample(12, seed=7)
-    assert torch.equal(a, load(run_dir).sample(12, seed=7))
+    assert torch.equal(a, load(run_dir, device="cpu").sample(12, seed=7))
     assert torch.equal(a, g.sample(12, seed=7, batch_size=5))
     assert not torch.equal(a, g.sample(12, seed=8))
     assert torch.equal(g.sample(4, seed=7), a[:4])  # the first images do not depend on n
+
+
+def test_the_default_device_is_auto_as_in_training(run_dir):
+    assert load(run_dir).device == resolve_device("auto")
+    assert load(run_dir, device="auto").device == resolve_device("auto")
+    assert load(run_dir, device="cpu").device == torch.device("cpu")
+
+
+def test_sampling_modules_do_not_import_the_training_package():
+    modules = ["ganvas.generate", "ganvas.interpolate", "ganvas.rate", "ganvas.metrics.ranking",
+               "ganvas.evaluation", "ganvas.checkpoint", "ganvas.rundir", "ganvas.inference"]  # fmt: skip
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ganvas.training')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_raw_generator_and_older_checkpoints_are_selectable(run_dir):

@@ -21,10 +21,9 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from ganvas.config import ConfigError
     from ganvas.data.store import DatasetError
+    from ganvas.errors import CheckpointError, ConfigError
     from ganvas.metrics.inception import MetricsError
-    from ganvas.training.checkpoint import CheckpointError
 
     return ConfigError, DatasetError, CheckpointError, MetricsError, FileExistsError
 
@@ -55,11 +54,10 @@ def prepare(
     labels: Annotated[
         str,
         typer.Option(
-            help="'auto': class = first-level folder name when one folder is given and every"
-            " picture sits in one of 2+ subfolders; 'subfolders': always (others are dropped);"
-            " a .csv/.json file mapping file → class (unlisted files are dropped); 'none'."
+            help="'subfolders': class = first-level folder name; a .csv/.json file mapping"
+            " file → class (unlisted files are dropped); 'none'."
         ),
-    ] = "auto",
+    ] = "none",
     val_fraction: Annotated[
         float, typer.Option(help="Share of images held out as the validation split.")
     ] = 0.0,
@@ -200,16 +198,45 @@ def prepare(
 
     An interrupted prepare continues where it stopped when run again with the same command.
     """
-    options = dict(locals())  # every option but the four deleted below is a PrepareSettings field
     from ganvas.data.prepare import prepare_dataset
-    from ganvas.data.settings import PrepareSettings
 
-    for name in ("sources", "out", "overwrite", "resume"):
-        del options[name]
-    options["workers"] = workers or None  # 0: one per core
+    if "," in background:  # 'r,g,b' on the command line
+        background = tuple(int(v) for v in background.split(",") if v.strip().isdigit())
     try:
-        settings = PrepareSettings(**options)
-        report = prepare_dataset(sources, out, settings, overwrite=overwrite, resume=resume)
+        report = prepare_dataset(
+            sources,
+            out,
+            size=size,
+            channels=channels,
+            labels=labels,
+            val_fraction=val_fraction,
+            seed=seed,
+            background=background,
+            max_pixels=max_pixels,
+            min_size=min_size,
+            every=every,
+            start=start,
+            end=end,
+            trim_borders=trim_borders,
+            border_tolerance=border_tolerance,
+            random_crops=random_crops,
+            crop_scale=crop_scale,
+            crop_ratio=crop_ratio,
+            mosaic=mosaic,
+            drop_blank=drop_blank,
+            drop_text=drop_text,
+            blur=blur,
+            dedupe=dedupe,
+            grayscale=grayscale,
+            scene_distance=scene_distance,
+            max_per_scene=max_per_scene,
+            classes=classes,
+            exclude_classes=exclude_classes,
+            max_per_class=max_per_class,
+            workers=workers or None,
+            overwrite=overwrite,
+            resume=resume,
+        )
     except _user_errors() as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -222,8 +249,6 @@ def prepare(
         console.print(report.summary_table())
     for kind, sheet in report.contact_sheets.items():
         console.print(f"dropped ({kind}): contact sheet {sheet}", highlight=False)
-    if report.labels_note:
-        console.print(report.labels_note, markup=False, highlight=False)
     classes_note = f", {len(report.classes)} classes" if report.classes else ""
     resumed = f", {report.resumed} units reused from an interrupted run" if report.resumed else ""
     console.print(
@@ -336,6 +361,9 @@ def train(
         raise typer.Exit(130)
 
 
+_DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps."
+
+
 @app.command()
 def sample(
     run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
@@ -365,7 +393,7 @@ def sample(
         bool, typer.Option(help="Use the moving-average generator if the run has one.")
     ] = True,
     nrow: Annotated[int | None, typer.Option(help="Images per grid row.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
     resolution: Annotated[
         int | None, typer.Option(help="Growing GANs (ProGAN): sample at this finished resolution.")
     ] = None,
@@ -424,6 +452,7 @@ def demo(
     from ganvas.config import load_config
     from ganvas.data.example import write_example_dataset
     from ganvas.generate import load
+    from ganvas.rundir import RunDir
     from ganvas.training.trainer import train as train_run
 
     started = time.perf_counter()
@@ -441,7 +470,7 @@ def demo(
         _fail(err)
     console.print(
         f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: new emoji in {image}, "
-        f"training history in {out}/samples and {out}/progress.gif"
+        f"training history in {RunDir(out).samples_dir} and {RunDir(out).progress_gif}"
     )
 
 
@@ -460,11 +489,12 @@ def evaluate(
     ] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Step number; default the newest.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per Inception pass.")] = 64,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the generated images.")] = 0,
 ) -> None:
     """FID, KID, precision/recall (and IS with full weights) of a run against a dataset."""
     from ganvas.evaluation import evaluate_run
+    from ganvas.rundir import RunDir
 
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
     if not 2 <= n <= 1_000_000:
@@ -482,7 +512,7 @@ def evaluate(
     )
     for name, value in (result.get("fid_per_class") or {}).items():
         console.print(f"  fid[{name}] {value:.4g}")
-    console.print(f"[green]saved[/] {run}/eval/eval_{result['step']:08d}.json")
+    console.print(f"[green]saved[/] {RunDir(run).eval_file(result['step'])}")
 
 
 @app.command("inception-weights")
@@ -515,6 +545,7 @@ def memorization(
     space: Annotated[str, typer.Option(help="pixel or inception.")] = "pixel",
     inception_weights: Annotated[Path | None, typer.Option(help="For --space inception.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Does the generator copy its training images? Nearest neighbours and a copy rate."""
     from ganvas.evaluation import memorization_run
@@ -522,7 +553,7 @@ def memorization(
     if not 1 <= n <= 100_000:
         _fail(ValueError(f"--n {n} must lie in 1..100000"))
     try:
-        report = memorization_run(run, data, out_dir, n=n, space=space, seed=seed,
+        report = memorization_run(run, data, out_dir, n=n, space=space, seed=seed, device=device,
                                   weights=str(inception_weights) if inception_weights else None)  # fmt: skip
     except (*_user_errors(), ValueError) as err:
         _fail(err)
@@ -539,6 +570,7 @@ def rank(
         Path, typer.Option("--out", "-o", help="Grid PNG; -bottom is added for the worst.")
     ] = Path("ranking.png"),
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """The discriminator's own ranking: its k favourite and k least favourite samples."""
     from ganvas.generate import load
@@ -547,7 +579,8 @@ def rank(
     if not 1 <= k <= n <= 100_000:
         _fail(ValueError(f"need 1 <= --k ({k}) <= --n ({n}) <= 100000"))
     try:
-        ranking = rank_samples(load(run), load_discriminator(run), n=n, k=k, seed=seed)
+        ranking = rank_samples(load(run, device=device), load_discriminator(run, device=device),
+                               n=n, k=k, seed=seed)  # fmt: skip
     except (*_user_errors(), ValueError) as err:
         _fail(err)
     bottom = out.with_name(out.stem + "-bottom" + out.suffix)
@@ -568,6 +601,7 @@ def diversity(
     data: Annotated[Path, typer.Option(help="The training dataset.")],
     n: Annotated[int, typer.Option("--n", help="Samples to compare.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Mode collapse: sample-to-sample distances against real-to-real, and near-duplicates."""
     import numpy as np
@@ -579,7 +613,7 @@ def diversity(
     if not 2 <= n <= 100_000:
         _fail(ValueError(f"--n {n} must lie in 2..100000"))
     try:
-        samples = load(run).sample_numpy(n, seed)
+        samples = load(run, device=device).sample_numpy(n, seed)
         reals = np.asarray(load_dataset(data).images[: max(n, 2)])
     except _user_errors() as err:
         _fail(err)
@@ -605,6 +639,7 @@ def interpolate(
         "interpolation.png"
     ),
     fps: Annotated[float, typer.Option(help="Frames per second of a GIF or MP4.")] = 10,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Walk the latent space between seeds (seeds/001, 002): a grid, a GIF or an MP4."""
     from ganvas.generate import load
@@ -615,7 +650,7 @@ def interpolate(
         keyframes = [int(s) for s in seeds.split(",") if s.strip()]
         if len(keyframes) < 2 or not 1 <= steps <= 1000 or mode not in ("slerp", "lerp"):
             raise ValueError("need at least 2 --seeds, 1 <= --steps <= 1000, --mode slerp|lerp")
-        frames = walk(load(run), keyframes, steps=steps, mode=mode, labels=label)
+        frames = walk(load(run, device=device), keyframes, steps=steps, mode=mode, labels=label)
         if out.suffix == ".gif":
             save_gif(frames, out, fps=fps)
         elif out.suffix == ".mp4":
@@ -641,6 +676,7 @@ def rate(
     answers: Annotated[
         Path | None, typer.Option(help="Record the answers.json the rating page downloaded.")
     ] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Rate samples by eye: accuracy with a 95 % interval, saved in RUN/ratings.jsonl."""
     from ganvas.generate import load
@@ -652,7 +688,7 @@ def rate(
         if answers is not None:
             result = record_answers(answers)
         else:
-            pipeline = load(run)
+            pipeline = load(run, device=device)
             if html is not None:
                 write_html_form(pipeline, n, question, html, seed=seed)
                 console.print(f"[green]wrote[/] {html}: rate in a browser, then "

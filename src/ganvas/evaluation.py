@@ -3,7 +3,6 @@ with results written next to the run (run/eval/*.json, run/metrics.jsonl, pictur
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,9 @@ import numpy as np
 
 from ganvas.data.store import load_dataset
 from ganvas.generate import load
+from ganvas.inference import resolve_device
 from ganvas.io import write_json_atomic
+from ganvas.rundir import RunDir
 
 
 def evaluate_run(
@@ -25,18 +26,20 @@ def evaluate_run(
     per_class: bool = False,
     checkpoint: str | None = None,
     batch_size: int = 64,
-    device: str = "cpu",
+    device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
     """Score a run's generator against a dataset; returns and saves the flat result dict.
 
     The result goes to run/eval/eval_<step>.json and, as an `"event": "eval"` record, to
-    run/metrics.jsonl. `per_class` adds FID per class for conditional runs.
+    run/metrics.jsonl. `per_class` adds FID per class for conditional runs. `device` runs
+    the generator and the Inception network; 'auto' is cuda when available, else cpu.
     """
     from ganvas.metrics import evaluate, per_class_fid
 
-    run_dir = Path(run_dir)
-    pipeline = load(run_dir, checkpoint=checkpoint, device=device)
+    run = RunDir(run_dir)
+    device = resolve_device(device)
+    pipeline = load(run.path, checkpoint=checkpoint, device=device)
     dataset = load_dataset(data)
     scores = evaluate(pipeline, dataset, metrics=metrics, n=n, split=split, weights=weights,
                       batch_size=batch_size, device=device, seed=seed)  # fmt: skip
@@ -46,9 +49,8 @@ def evaluate_run(
         per = per_class_fid(pipeline, dataset, n=max(2, n // pipeline.num_classes), split=split,
                             weights=weights, batch_size=batch_size, device=device, seed=seed)  # fmt: skip
         result["fid_per_class"] = per
-    write_json_atomic(run_dir / "eval" / f"eval_{pipeline.step:08d}.json", result)
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(result) + "\n")
+    write_json_atomic(run.eval_file(pipeline.step), result)
+    run.append_metrics(result)
     return result
 
 
@@ -60,16 +62,18 @@ def memorization_run(
     space: str = "pixel",
     weights: str | None = None,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Nearest training images of n samples (pixel or Inception space): a grid of pairs, a
-    histogram against real-vs-real distances, and a JSON report with the copy rate."""
+    histogram against real-vs-real distances, and a JSON report with the copy rate (which
+    is also returned). 'auto' `device` is cuda when available, else cpu."""
     from ganvas.metrics.memorization import (
         memorization_report,
         save_distance_histogram,
         save_pairs_grid,
     )
 
+    device = resolve_device(device)
     pipeline = load(run_dir, device=device)
     reals = np.asarray(load_dataset(data).images)
     samples = pipeline.sample_numpy(n, seed)

@@ -8,7 +8,6 @@ g.save_grid("grid.png", n=64, seed=7)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,14 +16,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from ganvas.config import Config, config_from_dict
+from ganvas.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from ganvas.config import Config
 from ganvas.grid import image_grid, labelled_grid, to_pil
+from ganvas.inference import latents, resolve_device, run_generator, to_uint8, to_uint8_nhwc
 from ganvas.io import save_image_atomic
 from ganvas.models.registry import build_models, get_family
-from ganvas.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from ganvas.rundir import RunDir
 
 
 @dataclass
@@ -44,14 +44,14 @@ class GeneratorPipeline:
 
     def set_resolution(self, resolution: int) -> None:
         """Growing GANs (ProGAN): sample at any finished resolution up to the reached one."""
-        if not hasattr(self.G, "set_stage"):
+        if not get_family(self.config.model.family).grows:
             raise ValueError(f"{self.config.model.family} does not grow; it samples at one size")
         self.G.set_stage(resolution, 1.0)
 
     def latents(self, n: int, seed: int = 0) -> torch.Tensor:
-        """The z vectors `sample(n, seed)` uses: drawn on the CPU, so equal on every device."""
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(n, self.z_dim, generator=g)
+        """The z vectors [n, z_dim] `sample(n, seed)` uses: drawn on the CPU, so equal on
+        every device."""
+        return latents(n, self.z_dim, seed)
 
     @property
     def num_classes(self) -> int:
@@ -62,22 +62,14 @@ class GeneratorPipeline:
     def conditional(self) -> bool:
         return get_family(self.config.model.family).conditional
 
-    @torch.no_grad()
     def generate(
         self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256
     ) -> torch.Tensor:
         """z [N, z_dim] (and class labels [N] if conditional) → float images [N, C, H, W] in
-        [-1, 1], the generator's raw range."""
+        [-1, 1], the generator's raw range, on the CPU."""
         if self.conditional and labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
-        chunks = (
-            labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
-        )
-        outputs = [
-            self.G(zc.to(self.device), None if c is None else c.to(self.device)).float().cpu()
-            for zc, c in zip(z.split(batch_size), chunks)
-        ]
-        return torch.cat(outputs).clamp_(-1, 1)
+        return run_generator(self.G, z, labels, batch_size, self.device)
 
     def sample(
         self,
@@ -104,14 +96,14 @@ class GeneratorPipeline:
             raise ValueError(f"n={n} must be >= 1")
         if self.conditional and labels is None:
             labels = torch.arange(n) % self.num_classes
-        img = (self.generate(self.latents(n, seed), labels, batch_size) + 1) / 2  # [0, 1]
+        img = self.generate(self.latents(n, seed), labels, batch_size)
         if dtype == torch.uint8:
-            return (img * 255).round_().to(torch.uint8)
-        return img.to(dtype)
+            return to_uint8(img)
+        return ((img + 1) / 2).to(dtype)
 
-    def sample_numpy(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample_numpy(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> np.ndarray:
         """Like `sample` but uint8 [n, H, W, C] numpy, ready for PIL or a contact sheet."""
-        return self.sample(n, seed).permute(0, 2, 3, 1).numpy()
+        return self.sample(n, seed, labels=labels).permute(0, 2, 3, 1).numpy()
 
     def class_index(self, name: str | int) -> int:
         """The label of a class given by name or number.
@@ -147,7 +139,7 @@ class GeneratorPipeline:
             chosen = [self.class_index(c) for c in (classes or range(self.num_classes))]
             per_class = -(-n // len(chosen))
             labels = torch.tensor(chosen).repeat_interleave(per_class)
-            images = self.sample(len(labels), seed, labels=labels).permute(0, 2, 3, 1).numpy()
+            images = self.sample_numpy(len(labels), seed, labels=labels)
             names = [self._row_names()[i] for i in chosen]
             grid = labelled_grid(images, names, padding=padding)
         save_image_atomic(path, to_pil(grid))
@@ -160,8 +152,7 @@ class GeneratorPipeline:
             raise ValueError("class swap needs a class-conditional generator")
         z = self.latents(n, seed).repeat(self.num_classes, 1)
         labels = torch.arange(self.num_classes).repeat_interleave(n)
-        img = (self.generate(z, labels) + 1) * 127.5
-        return img.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return to_uint8_nhwc(self.generate(z, labels))
 
     def save_class_swap(self, path: str | os.PathLike, n: int = 8, seed: int = 0) -> Path:
         grid = labelled_grid(self.class_swap(n, seed), self._row_names())
@@ -185,7 +176,7 @@ class GeneratorPipeline:
         for index in chosen:
             name = self._row_names()[index]
             labels = torch.full((n_per_class,), index, dtype=torch.long)
-            pictures = self.sample(n_per_class, seed, labels=labels).permute(0, 2, 3, 1).numpy()
+            pictures = self.sample_numpy(n_per_class, seed, labels=labels)
             target = folder / _safe_folder_name(name)
             target.mkdir(parents=True, exist_ok=True)
             written[name] = []
@@ -229,15 +220,10 @@ def load_network(
 
     Raises:
         CheckpointError: no run, no such checkpoint, no config.yaml, or no such weights.
+        ConfigError: config.yaml is invalid or was written by a newer ganvas.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {run_dir} does not exist")
     folder = resolve_checkpoint(run_dir, checkpoint)
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise CheckpointError(f"{config_file} is missing; cannot rebuild the model")
-    config = config_from_dict(yaml.safe_load(config_file.read_text()))
+    config = RunDir(run_dir).read_config()
     G, D = build_models(config.model)
     names = ("D",) if part == "D" else ("G_ema", "G") if ema else ("G",)
     saved = load_checkpoint(folder, device="cpu", names=names)
@@ -246,7 +232,7 @@ def load_network(
         raise CheckpointError(f"{folder} has no {name}.safetensors")
     network = D if part == "D" else G
     network.load_state_dict(saved.weights[name])
-    if hasattr(network, "set_stage"):  # a growing GAN works at the stage it had reached
+    if get_family(config.model.family).grows:  # it works at the stage it had reached
         network.set_stage(int(saved.state.get("resolution", config.model.resolution)),
                           float(saved.state.get("alpha", 1.0)))  # fmt: skip
     return network, config, saved, name
@@ -255,7 +241,7 @@ def load_network(
 def load(
     run_dir: str | os.PathLike,
     checkpoint: str | int | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     ema: bool = True,
 ) -> GeneratorPipeline:
     """Load a run's generator for sampling, without running any code from the checkpoint.
@@ -263,20 +249,21 @@ def load(
     Args:
         run_dir: a run directory written by `ganvas train`.
         checkpoint: step number or checkpoint folder; the newest by default.
-        device: where the generator runs.
+        device: where the generator runs; 'auto' is cuda when available, else cpu.
         ema: use the moving-average weights (G_ema) when the run kept them.
+
+    Returns:
+        The generator, ready to sample.
 
     Raises:
         CheckpointError: the run or the checkpoint does not exist or is incomplete.
+        ConfigError: an unavailable device, or a config.yaml this ganvas cannot read.
     """
-    run_dir = Path(run_dir)
+    device = resolve_device(device)
     G, config, saved, name = load_network(run_dir, "G", checkpoint, ema)
-    device = torch.device(device)
     G = G.to(device).eval().requires_grad_(False)
-    classes_file = run_dir / "classes.json"
-    class_names = json.loads(classes_file.read_text()) if classes_file.is_file() else []
     return GeneratorPipeline(G=G, config=config, step=saved.step, weights=name, device=device,
-                             class_names=class_names)  # fmt: skip
+                             class_names=RunDir(run_dir).class_names())  # fmt: skip
 
 
 def _safe_folder_name(name: str) -> str:

@@ -24,6 +24,7 @@ import torch
 
 from ganvas.generate import GeneratorPipeline
 from ganvas.grid import image_grid, to_pil
+from ganvas.inference import to_uint8
 from ganvas.io import atomic_path, save_image_atomic
 from ganvas.metrics.memorization import as_nhwc
 
@@ -134,8 +135,7 @@ def interpolate(
         t = torch.arange(len(path) - 1) % steps / steps
         segment = torch.arange(len(path) - 1) // steps
         frame_labels = torch.cat([key_labels[segment + (t >= 0.5).long()], key_labels[-1:]])
-    img = pipeline.generate(path, frame_labels, batch_size)
-    frames = ((img + 1) / 2 * 255).round_().to(torch.uint8)  # as `sample` rounds
+    frames = to_uint8(pipeline.generate(path, frame_labels, batch_size))
     # Keyframes rendered alone, exactly as `sample(1, seed)` does: a batch of other size may
     # pick other kernels (cuDNN, oneDNN) and differ in the last bit.
     for i, seed in enumerate(seeds):

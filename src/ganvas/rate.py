@@ -23,6 +23,7 @@ from rich.text import Text
 from ganvas.generate import GeneratorPipeline
 from ganvas.grid import to_pil
 from ganvas.io import write_text_atomic
+from ganvas.rundir import RunDir
 
 
 def wilson_interval(yes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -95,8 +96,9 @@ def summarize(
 
 
 def save_rating(run_dir: str | Path, result: dict[str, Any]) -> Path:
-    """Append the result to run_dir/ratings.jsonl (rewritten whole, atomically)."""
-    path = Path(run_dir) / "ratings.jsonl"
+    """Append the result to run_dir/ratings.jsonl (rewritten whole, atomically); returns
+    that file."""
+    path = RunDir(run_dir).ratings_file
     previous = path.read_text() if path.is_file() else ""
     write_text_atomic(path, previous + json.dumps(result) + "\n")
     return path

@@ -3,10 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
+from ganvas.checkpoint import CheckpointError
 from ganvas.config import load_config
 from ganvas.generate import load
 from ganvas.metrics.ranking import load_discriminator, rank_samples, save_ranking_grid
-from ganvas.training.checkpoint import CheckpointError
 from ganvas.training.trainer import Trainer
 from tests.conftest import TINY_MODELS, make_blobs, make_two_class_blobs, tiny_config, write_dataset
 
@@ -38,7 +38,7 @@ def acgan_run(tmp_path_factory):
 
 def test_load_discriminator_equals_the_trainers_D(dcgan_run):
     run, trainer = dcgan_run
-    D = load_discriminator(run)
+    D = load_discriminator(run, device="cpu")
     assert not D.training and not any(p.requires_grad for p in D.parameters())
     x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
     with torch.no_grad():
@@ -47,7 +47,7 @@ def test_load_discriminator_equals_the_trainers_D(dcgan_run):
 
 def test_rank_samples_returns_the_k_highest_and_lowest_scores_in_order(dcgan_run):
     run, _ = dcgan_run
-    g, D = load(run), load_discriminator(run)
+    g, D = load(run, device="cpu"), load_discriminator(run, device="cpu")
     ranked = rank_samples(g, D, n=20, k=5, seed=3)
     with torch.no_grad():
         expected = D(g.generate(g.latents(20, 3))).double().numpy()
@@ -95,7 +95,7 @@ def test_load_discriminator_sets_a_growing_D_to_the_saved_stage(tmp_path_factory
                  "progressive.fade_fraction": 0.5}  # fmt: skip
     run, trainer = _train(tmp_path_factory, "progan", make_blobs(32), stop=lambda s: s == 8,
                           **overrides)  # fmt: skip
-    D = load_discriminator(run)
+    D = load_discriminator(run, device="cpu")
     # stopped while 8 px fades in: not the final 16 px stage, not fully faded in
     assert (D.resolution, D.alpha) == (trainer.D.resolution, trainer.D.alpha)
     assert D.resolution == 8 and 0 < D.alpha < 1

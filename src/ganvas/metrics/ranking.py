@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganvas.generate import GeneratorPipeline
+from ganvas.generate import GeneratorPipeline, load_network
 from ganvas.grid import to_pil
+from ganvas.inference import resolve_device, to_uint8
 from ganvas.io import save_image_atomic
 from ganvas.metrics.memorization import captioned_grid
 
@@ -31,7 +32,7 @@ from ganvas.metrics.memorization import captioned_grid
 def load_discriminator(
     run_dir: str | os.PathLike,
     checkpoint: str | int | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
 ) -> nn.Module:
     """Rebuild a run's discriminator from config.yaml and D.safetensors (no unpickling).
 
@@ -41,18 +42,18 @@ def load_discriminator(
     Args:
         run_dir: a run directory written by `ganvas train`.
         checkpoint: step number or checkpoint folder; the newest by default.
-        device: where D runs.
+        device: where D runs; 'auto' is cuda when available, else cpu.
 
     Returns:
         D in eval mode with gradients off.
 
     Raises:
         CheckpointError: no run, no such checkpoint, no config.yaml, or no D weights.
+        ConfigError: an unavailable device.
     """
-    from ganvas.generate import load_network
-
+    device = resolve_device(device)
     D, _, _, _ = load_network(run_dir, "D", checkpoint)
-    return D.to(torch.device(device)).eval().requires_grad_(False)
+    return D.to(device).eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -116,7 +117,7 @@ def rank_samples(
     img = pipeline.generate(pipeline.latents(n, seed), labels, batch_size)  # [n, C, H, W]
     scores = score_images(D, img, labels, batch_size).double().numpy()
     probabilities = 1 / (1 + np.exp(-scores))
-    images = ((img + 1) / 2 * 255).round_().to(torch.uint8)  # exactly as `sample` rounds
+    images = to_uint8(img)  # exactly as `sample` rounds
 
     def ends(subset: np.ndarray) -> dict[str, Any]:
         order = subset[np.argsort(-scores[subset], kind="stable")]

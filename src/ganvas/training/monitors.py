@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,7 +20,9 @@ from rich.progress import (
 )
 
 from ganvas.grid import image_grid, to_pil
+from ganvas.inference import to_uint8_nhwc
 from ganvas.io import save_image_atomic, write_text_atomic
+from ganvas.rundir import RunDir
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -30,7 +31,7 @@ class RunLog:
     """Messages to stderr and, appended, to run_dir/log.txt."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.file = run_dir / "log.txt"
+        self.file = RunDir(run_dir).log_file
 
     def __call__(self, message: str) -> None:
         console.print(message, highlight=False)
@@ -47,7 +48,8 @@ class MetricsLog:
     """
 
     def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool) -> None:
-        self.file = run_dir / "metrics.jsonl"
+        self.run = RunDir(run_dir)
+        self.file = self.run.metrics_file
         if self.file.is_file():
             kept = [
                 line
@@ -59,11 +61,10 @@ class MetricsLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1)
+            self.writer = SummaryWriter(str(self.run.tensorboard_dir), purge_step=resume_step + 1)
 
     def write(self, record: dict[str, Any]) -> None:
-        with open(self.file, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        self.run.append_metrics(record)
         if self.writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, int | float):
@@ -78,10 +79,7 @@ class MetricsLog:
             self.writer.close()
 
 
-def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[N, C, H, W] float in [-1, 1] → [N, H, W, C] uint8."""
-    img = (img.detach().float().clamp(-1, 1) + 1) * 127.5
-    return img.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+tensor_to_uint8 = to_uint8_nhwc  # the old name, until trainer.py imports ganvas.inference
 
 
 def save_grid(images: np.ndarray, path: Path, nrow: int | None = None) -> np.ndarray:

@@ -1,0 +1,205 @@
+"""Checkpoints that load without running anyone's code, and that a crash cannot corrupt.
+
+    checkpoints/<step:08d>/G.safetensors, D.safetensors, G_ema.safetensors   weights
+    checkpoints/<step:08d>/training_state.pt    optimizer + RNG + loader state (tensors, dicts,
+                                                numbers only: read with weights_only=True)
+    checkpoints/<step:08d>/state.json           step, images seen, time; written last
+    checkpoints/latest                          text file naming the newest complete step
+
+A checkpoint is written into a hidden temporary folder and renamed into place; `latest` is
+replaced atomically afterwards, so at every instant it names a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ganvas.errors import CheckpointError
+from ganvas.io import remove_stale_temporaries, write_text_atomic
+from ganvas.rundir import RunDir
+
+STEP_DIR = re.compile(r"^\d{8}$")
+WEIGHT_NAMES = ("G", "G_ema", "D")
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    weights: dict[str, dict[str, torch.Tensor]]  # 'G' / 'G_ema' / 'D' → state_dict
+    training_state: dict[str, Any]
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def checkpoints_dir(run_dir: str | os.PathLike) -> Path:
+    """The folder holding a run's checkpoints."""
+    return RunDir(run_dir).checkpoints_dir
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    weights: dict[str, dict[str, torch.Tensor]],
+    training_state: dict[str, Any],
+    state: dict[str, Any],
+    keep: int = 3,
+) -> Path:
+    """Write checkpoint `step` atomically, point `latest` at it, keep the newest `keep`.
+
+    Raises:
+        CheckpointError: the write failed (e.g. disk full); the previous checkpoint and
+            `latest` are untouched and no partial folder is left behind.
+    """
+    folder = checkpoints_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{step:08d}-", dir=folder))
+    try:
+        for name, state_dict in weights.items():
+            tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+            save_file(tensors, str(tmp / f"{name}.safetensors"))
+        torch.save(training_state, tmp / "training_state.pt")
+        # state.json goes last: its presence marks the folder as complete.
+        (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2))
+        _fsync_dir_files(tmp)
+        if final.exists():  # the same step saved again (e.g. stop right after a resume)
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        write_text_atomic(folder / "latest", final.name + "\n")
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise CheckpointError(
+                f"could not write checkpoint for step {step} in {folder}: {err}. "
+                "The previous checkpoint is intact."
+            ) from err
+        raise
+    _prune(folder, keep)
+    return final
+
+
+def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None if it has none.
+
+    Follows `latest`; if that names a missing or incomplete folder (a crash between the two
+    renames, or a hand-deleted folder), falls back to the newest complete one.
+    """
+    folder = checkpoints_dir(run_dir)
+    if not folder.is_dir():
+        return None
+    pointer = folder / "latest"
+    if pointer.is_file():
+        named = folder / pointer.read_text().strip()
+        if _is_complete(named):
+            return named
+    complete = [p for p in folder.iterdir() if STEP_DIR.match(p.name) and _is_complete(p)]
+    return max(complete, key=lambda p: p.name) if complete else None
+
+
+def resolve_checkpoint(run_dir: str | os.PathLike, checkpoint: str | int | None = None) -> Path:
+    """Pick a checkpoint folder: the latest, a step number, or a folder path.
+
+    Raises:
+        CheckpointError: there is no such (complete) checkpoint; the message lists those there are.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    if checkpoint is None:
+        found = find_latest_checkpoint(run_dir)
+        if found is None:
+            raise CheckpointError(
+                f"{run_dir} has no checkpoint yet (looked in {checkpoints_dir(run_dir)}); "
+                f"train first: ganvas train --out {run_dir} ..."
+            )
+        return found
+    candidate = Path(str(checkpoint))
+    if not candidate.is_dir():
+        if not str(checkpoint).isdigit():
+            raise CheckpointError(
+                f"checkpoint {checkpoint!r} is neither a step number nor a folder"
+            )
+        candidate = checkpoints_dir(run_dir) / f"{int(checkpoint):08d}"
+    if not _is_complete(candidate):
+        available = ", ".join(str(int(p.name)) for p in list_checkpoints(run_dir)) or "none"
+        raise CheckpointError(
+            f"no complete checkpoint {checkpoint} in {run_dir}; have: {available}"
+        )
+    return candidate
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    folder = checkpoints_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if STEP_DIR.match(p.name) and _is_complete(p))
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    names: tuple[str, ...] = WEIGHT_NAMES,
+) -> Checkpoint:
+    """Read a checkpoint folder. Never unpickles arbitrary objects."""
+    path = Path(path)
+    if not _is_complete(path):
+        raise CheckpointError(f"{path} is not a complete checkpoint (state.json missing)")
+    weights = {}
+    for name in names:
+        file = path / f"{name}.safetensors"
+        if file.is_file():
+            weights[name] = load_file(str(file), device=str(device))
+    training_state: dict[str, Any] = {}
+    state_file = path / "training_state.pt"
+    if state_file.is_file():
+        training_state = torch.load(state_file, map_location="cpu", weights_only=True)
+    state = json.loads((path / "state.json").read_text())
+    return Checkpoint(path=path, weights=weights, training_state=training_state, state=state)
+
+
+def remove_unfinished(run_dir: str | os.PathLike) -> None:
+    """Delete temporary folders left by a process killed while writing a checkpoint."""
+    remove_stale_temporaries(checkpoints_dir(run_dir), lambda p: p.name.startswith(".tmp-"))
+
+
+def _is_complete(path: Path) -> bool:
+    return path.is_dir() and (path / "state.json").is_file()
+
+
+def mark_best(run_dir: str | os.PathLike, step: int) -> None:
+    """Point `checkpoints/best` at checkpoint `step`; pruning never deletes it."""
+    write_text_atomic(checkpoints_dir(run_dir) / "best", f"{step:08d}\n")
+
+
+def best_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    pointer = checkpoints_dir(run_dir) / "best"
+    if not pointer.is_file():
+        return None
+    named = checkpoints_dir(run_dir) / pointer.read_text().strip()
+    return named if _is_complete(named) else None
+
+
+def _prune(folder: Path, keep: int) -> None:
+    best = (folder / "best").read_text().strip() if (folder / "best").is_file() else None
+    steps = sorted(p for p in folder.iterdir() if STEP_DIR.match(p.name) and p.name != best)
+    for old in steps[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir_files(folder: Path) -> None:
+    for file in folder.iterdir():
+        with open(file, "rb") as f:
+            os.fsync(f.fileno())
