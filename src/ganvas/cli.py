@@ -54,10 +54,11 @@ def prepare(
     labels: Annotated[
         str,
         typer.Option(
-            help="'subfolders': class = first-level folder name; a .csv/.json file mapping"
-            " file → class (unlisted files are dropped); 'none'."
+            help="'auto': class = first-level folder name when one folder is given and every"
+            " picture sits in one of 2+ subfolders; 'subfolders': always (others are dropped);"
+            " a .csv/.json file mapping file → class (unlisted files are dropped); 'none'."
         ),
-    ] = "none",
+    ] = "auto",
     val_fraction: Annotated[
         float, typer.Option(help="Share of images held out as the validation split.")
     ] = 0.0,
@@ -198,45 +199,16 @@ def prepare(
 
     An interrupted prepare continues where it stopped when run again with the same command.
     """
+    options = dict(locals())  # every option but the four deleted below is a PrepareSettings field
     from ganvas.data.prepare import prepare_dataset
+    from ganvas.data.settings import PrepareSettings
 
-    if "," in background:  # 'r,g,b' on the command line
-        background = tuple(int(v) for v in background.split(",") if v.strip().isdigit())
+    for name in ("sources", "out", "overwrite", "resume"):
+        del options[name]
+    options["workers"] = workers or None  # 0: one per core
     try:
-        report = prepare_dataset(
-            sources,
-            out,
-            size=size,
-            channels=channels,
-            labels=labels,
-            val_fraction=val_fraction,
-            seed=seed,
-            background=background,
-            max_pixels=max_pixels,
-            min_size=min_size,
-            every=every,
-            start=start,
-            end=end,
-            trim_borders=trim_borders,
-            border_tolerance=border_tolerance,
-            random_crops=random_crops,
-            crop_scale=crop_scale,
-            crop_ratio=crop_ratio,
-            mosaic=mosaic,
-            drop_blank=drop_blank,
-            drop_text=drop_text,
-            blur=blur,
-            dedupe=dedupe,
-            grayscale=grayscale,
-            scene_distance=scene_distance,
-            max_per_scene=max_per_scene,
-            classes=classes,
-            exclude_classes=exclude_classes,
-            max_per_class=max_per_class,
-            workers=workers or None,
-            overwrite=overwrite,
-            resume=resume,
-        )
+        settings = PrepareSettings(**options)
+        report = prepare_dataset(sources, out, settings, overwrite=overwrite, resume=resume)
     except _user_errors() as err:
         _fail(err)
     except KeyboardInterrupt:
@@ -249,6 +221,8 @@ def prepare(
         console.print(report.summary_table())
     for kind, sheet in report.contact_sheets.items():
         console.print(f"dropped ({kind}): contact sheet {sheet}", highlight=False)
+    if report.labels_note:
+        console.print(report.labels_note, markup=False, highlight=False)
     classes_note = f", {len(report.classes)} classes" if report.classes else ""
     resumed = f", {report.resumed} units reused from an interrupted run" if report.resumed else ""
     console.print(
