@@ -98,3 +98,25 @@ TINY_MODELS = {
     "progan": {"model.z_dim": 16, "model.max_width": 16, "model.width_base": 128,
                "model.start_resolution": 4},
 }  # fmt: skip
+
+
+def assert_same(a, b, where: str = "state") -> None:
+    """Nested dicts / lists of tensors and plain values are equal, bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys {sorted(a)} != {sorted(b)}"
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_same_checkpoint(a, b) -> None:
+    """Two checkpoints hold the same weights and the same training state, bit for bit."""
+    assert_same(a.weights, b.weights, "weights")
+    assert_same(a.training_state, b.training_state, "training_state")

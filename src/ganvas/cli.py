@@ -302,6 +302,7 @@ def train(
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
+    from ganvas.rundir import RunDir
     from ganvas.training.trainer import TrainingDiverged
     from ganvas.training.trainer import train as train_run
 
@@ -321,12 +322,12 @@ def train(
             _fail(err)
         return
     try:
-        cfg = load_config(preset=preset, config_file=config, overrides=overrides)
-        if preset is None and config is None:
-            saved = out / "config.yaml"
-            if saved.is_file() and not new:  # resuming a run: its own settings are the base
-                cfg = load_config(config_file=saved, overrides=overrides)
-        result = train_run(cfg, out, new=new, progress=progress)
+        if preset is None and config is None and RunDir(out).config_file.is_file() and not new:
+            # Resuming a run: its own saved settings are the base (as ganvas.train(None, out)).
+            result = train_run(None, out, progress=progress, overrides=overrides)
+        else:
+            cfg = load_config(preset=preset, config_file=config, overrides=overrides)
+            result = train_run(cfg, out, new=new, progress=progress)
     except _user_errors() as err:
         _fail(err)
     except TrainingDiverged as err:
@@ -698,11 +699,12 @@ def _print_plan(cfg) -> None:
 
     from ganvas.data.store import load_dataset
     from ganvas.training.plan import plan_rows
+    from ganvas.training.setup import select_training_images
 
     dataset_size = None
     if cfg.data.path and Path(cfg.data.path).is_dir():
         dataset = load_dataset(cfg.data.path)
-        dataset_size = len(dataset)
+        dataset_size = len(select_training_images(dataset, cfg.data)[0])  # what training sees
         cfg = cfg.replace(
             **{"model.resolution": dataset.resolution, "model.channels": dataset.channels}
         )

@@ -4,8 +4,8 @@ import pickle
 import pytest
 import torch
 
+from ganvas import checkpoint as ckpt
 from ganvas.generate import load
-from ganvas.training import checkpoint as ckpt
 from ganvas.training.trainer import Trainer, train
 from tests.conftest import tiny_config
 

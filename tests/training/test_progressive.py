@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from ganvas import checkpoint as ckpt
 from ganvas.cli import app
 from ganvas.config import ConfigError, ProgressiveConfig, load_config
 from ganvas.generate import load
-from ganvas.training import checkpoint as ckpt
 from ganvas.training.progressive import ProgressiveSchedule, reals_at
 from ganvas.training.trainer import Trainer, train
 from tests.conftest import TINY_MODELS, make_blobs, tiny_config, write_dataset

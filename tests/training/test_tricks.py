@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 
+from ganvas.augment import instance_noise_std
 from ganvas.config import ConfigError, load_config
 from ganvas.losses import build_loss
+from ganvas.objectives.tricks import ReplayBuffer, d_targets
+from ganvas.training.schedules import lr_factor
 from ganvas.training.trainer import Trainer, train
-from ganvas.training.tricks import ReplayBuffer, d_targets, instance_noise_std, lr_factor
 from tests.conftest import tiny_config
 
 
@@ -69,7 +71,7 @@ def test_replayed_fakes_come_from_the_buffer(tiny_dataset, tmp_path):
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     for _ in range(3):
         trainer.train_step()
-    stored = trainer.replay.images[: len(trainer.replay)].clone()
+    stored = trainer.objective.replay.images[: len(trainer.objective.replay)].clone()
     seen = []
     trainer.D.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
     trainer.step = 4  # a replay step
@@ -77,7 +79,7 @@ def test_replayed_fakes_come_from_the_buffer(tiny_dataset, tmp_path):
     fake_batch = seen[1]  # D(real), then D(fakes), then the G step's D(fakes)
     from_buffer = [any(torch.equal(img, old) for old in stored) for img in fake_batch]
     assert from_buffer == [True] * 4 + [False] * 4
-    assert len(trainer.replay) == 16  # 4 steps × 8 fakes, capped at the capacity
+    assert len(trainer.objective.replay) == 16  # 4 steps × 8 fakes, capped at the capacity
 
 
 def test_replay_buffer_is_a_ring():
@@ -104,13 +106,13 @@ def test_resume_with_replay_and_noise_is_bit_identical(tiny_dataset, tmp_path):
     train(tiny_config(tiny_dataset.path, **settings), tmp_path / "b", progress=False,
           should_stop=lambda step: step == 13)  # fmt: skip
     train(tiny_config(tiny_dataset.path, **settings), tmp_path / "b", progress=False)
-    from ganvas.training import checkpoint as ckpt
+    from ganvas import checkpoint as ckpt
 
     a = ckpt.load_checkpoint(ckpt.find_latest_checkpoint(tmp_path / "a"))
     b = ckpt.load_checkpoint(ckpt.find_latest_checkpoint(tmp_path / "b"))
     for key, tensor in a.weights["G"].items():
         assert torch.equal(tensor, b.weights["G"][key]), key
-    assert torch.equal(a.training_state["replay"]["images"], b.training_state["replay"]["images"])
+    assert torch.equal(a.training_state["objective"]["replay"]["images"], b.training_state["objective"]["replay"]["images"])
 
 
 @pytest.mark.parametrize(
@@ -137,8 +139,8 @@ def test_optimizer_choice_and_ttur(tiny_dataset, tmp_path, name, cls):
         tiny_dataset.path, **{"optim.name": name, "optim.lr_g": 1e-4, "optim.lr_d": 4e-4}
     )
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    assert type(trainer.opt_G) is cls and type(trainer.opt_D) is cls
+    assert type(trainer.optimizers["G"]) is cls and type(trainer.optimizers["D"]) is cls
     trainer.train_step()
     assert (
-        trainer.opt_G.param_groups[0]["lr"] == 1e-4 and trainer.opt_D.param_groups[0]["lr"] == 4e-4
+        trainer.optimizers["G"].param_groups[0]["lr"] == 1e-4 and trainer.optimizers["D"].param_groups[0]["lr"] == 4e-4
     )

@@ -1,11 +1,10 @@
-"""Everything the trainer decides before its first step: the device, the optimizers, which
+"""Everything the trainer decides before its first step: the settings, the device, which
 images to train on, the model's shape from the data, whether an existing run may resume,
 and the signal handler that turns Ctrl-C / SIGTERM into a clean stop."""
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -13,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ganvas.config import Config, ConfigError, config_differences, config_from_dict
+from ganvas.config import Config, ConfigError, config_differences, load_config
 from ganvas.models.registry import get_family
+from ganvas.rundir import RunDir
 
 # Settings that may change when a run resumes; anything else must match the saved config.
 RESUMABLE_KEYS = (
@@ -32,33 +31,6 @@ RESUMABLE_KEYS = (
     "train.tensorboard",
     "train.init_from",
 )
-RUN_OUTPUTS = (
-    "checkpoints",
-    "samples",
-    "tb",
-    "metrics.jsonl",
-    "config.yaml",
-    "log.txt",
-    "progress.gif",
-)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but no CUDA GPU is available; use cpu or auto")
-    return device
-
-
-def make_optimizer(params: Any, cfg: Config, lr: float) -> torch.optim.Optimizer:
-    o = cfg.optim
-    if o.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=o.betas, weight_decay=o.weight_decay)
-    if o.name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=o.betas, weight_decay=o.weight_decay)
-    return torch.optim.RMSprop(params, lr=lr, weight_decay=o.weight_decay)
 
 
 def select_training_images(
@@ -115,13 +87,33 @@ def resolve_model_shape(config: Config, dataset: Any, num_classes: int) -> Confi
     return dataclasses.replace(config, model=model)
 
 
-def check_resumable(run_dir: Path, config: Config) -> None:
-    saved_file = run_dir / "config.yaml"
-    if not saved_file.is_file():
-        return
-    import yaml
+def resolve_run_config(
+    run_dir: str | Path,
+    config: Config | None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    new: bool = False,
+) -> Config:
+    """The settings a run trains with: `config` as given, or, when None, the run's own saved
+    settings with `overrides` on top (the CLI without --preset/--config resumes this way)."""
+    if config is not None:
+        if overrides:
+            raise ValueError("pass overrides to ganvas.load_config, or pass config=None to "
+                             "resume a run with its saved settings plus overrides")  # fmt: skip
+        return config
+    saved = RunDir(run_dir).config_file
+    if new or not saved.is_file():
+        raise ConfigError(
+            f"{run_dir} holds no saved settings to resume ({saved} is missing or --new was "
+            "given): choose a recipe with --preset or --config"
+        )
+    return load_config(config_file=saved, overrides=overrides)
 
-    saved = config_from_dict(yaml.safe_load(saved_file.read_text()))
+
+def check_resumable(run_dir: Path, config: Config) -> None:
+    run = RunDir(run_dir)
+    if not run.config_file.is_file():
+        return
+    saved = run.read_config()
     changed = {
         k: v for k, v in config_differences(saved, config).items() if k not in RESUMABLE_KEYS
     }
@@ -133,15 +125,6 @@ def check_resumable(run_dir: Path, config: Config) -> None:
             f"{run_dir} holds a run with other settings ({lines}). Resume with the same "
             f"settings, choose another --out, or pass --new to start this run over."
         )
-
-
-def clear_run(run_dir: Path) -> None:
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 class StopOnSignal:

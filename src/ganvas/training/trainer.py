@@ -1,14 +1,17 @@
-"""The training loop: alternate D and G updates, and report, sample and checkpoint on time.
+"""The training loop: run the objective's phases, and report, sample and checkpoint on time.
 
     trainer = Trainer(config, "runs/a")   # builds everything; resumes if runs/a has a checkpoint
-    trainer.fit()                          # trains to train.steps, writes the final checkpoint
+    trainer.fit()                          # trains to the last step, writes the final checkpoint
 
-Families enter only through the model registry, objectives only through `ganvas.losses`.
+The loop names no family. A family enters through the registry (`Family`: its networks, how
+G's inputs are made, whether it grows, its objective); what a step computes belongs to the
+objective (`ganvas.objectives`), what D sees to the D-input pipeline (`ganvas.augment`),
+what changes with the step to the schedule (`training.schedules`), and every stateful part
+saves itself (`training.state`).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
@@ -19,47 +22,43 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ganvas import __version__
-from ganvas.config import (
-    Config,
-    ConfigError,
-    scheduled_value,
-)
+from ganvas import checkpoint as ckpt
+from ganvas.augment import build_d_input
+from ganvas.config import Config, ConfigError
 from ganvas.data.loader import BatchSampler
 from ganvas.data.store import load_dataset
-from ganvas.io import write_json_atomic, write_text_atomic
-from ganvas.losses import (
-    adversarial_logits,
-    build_loss,
-    clip_weights,
-    drift_penalty,
-    gradient_penalty,
-    orthogonal_regularization,
-    zero_centred_penalty,
+from ganvas.inference import (
+    latents,
+    pick_generator,
+    resolve_device,
+    run_generator,
+    to_uint8,
+    to_uint8_nhwc,
 )
 from ganvas.models.registry import build_models, get_family
-from ganvas.training import checkpoint as ckpt
+from ganvas.objectives import Feed, Phase, TrainingParts, build_objective, lazy_ratio
+from ganvas.rundir import RunDir
+from ganvas.training.ema import WeightAverage
 from ganvas.training.monitors import (
     MetricsLog,
     RunLog,
     make_progress_bar,
     make_progress_gif,
     save_grid,
-    tensor_to_uint8,
 )
-from ganvas.training.progressive import ProgressiveSchedule, reals_at
+from ganvas.training.schedules import StepPlan, build_schedule, lr_factor, make_optimizer
 from ganvas.training.setup import (
     StopOnSignal,
     check_resumable,
-    clear_run,
-    make_optimizer,
-    resolve_device,
     resolve_model_shape,
+    resolve_run_config,
     select_training_images,
 )
-from ganvas.training.tricks import ReplayBuffer, d_targets, instance_noise_std, lr_factor
+from ganvas.training.state import RandomState, collect_state, restore_state
+
+MONITOR_REALS = 256  # real images the collapse monitor compares the samples with
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,301 +72,177 @@ class TrainResult:
     total_steps: int
     checkpoint: Path
     interrupted: bool
+    collapsed: bool = False
 
 
 class Trainer:
     def __init__(
         self, config: Config, run_dir: str | Path, new: bool = False, progress: bool = True
     ) -> None:
-        self.run_dir = Path(run_dir)
+        self.run = RunDir(run_dir)
+        self.run_dir = self.run.path
         self.show_progress = progress
         if new:
-            clear_run(self.run_dir)
+            self.run.clear()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_unfinished(self.run_dir)
         self.log = RunLog(self.run_dir)
-
-        # Load the dataset and fill in what the model takes from it.
-        if not config.data.path:
-            raise ConfigError("no dataset given: pass --data DATASET_DIR (or set data.path)")
-        dataset = load_dataset(config.data.path)
-        self.conditional = get_family(config.model.family).conditional
-        indices, labels, self.class_names = select_training_images(dataset, config.data)
-        self.config = config = resolve_model_shape(
-            config, dataset, len(self.class_names) if self.conditional else 0
-        )
+        self._load_data(config)
+        config = self.config
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
         if resume_from is not None:
             check_resumable(self.run_dir, config)
-        t = config.train
-        self.device = resolve_device(t.device)
-
-        # Build the players. Seeding first makes the initial weights a function of train.seed.
-        torch.manual_seed(t.seed)
-        self.G, self.D = (m.to(self.device) for m in build_models(config.model))
-        self.G_ema = None
-        if t.ema:
-            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.opt_G = make_optimizer(self.G.parameters(), config, config.optim.lr_g)
-        self.opt_D = make_optimizer(self.D.parameters(), config, config.optim.lr_d)
-        self.loss = build_loss(config.loss.name)
-        lc = config.loss
-        self.smoothing = (
-            lc.real_label != (1.0, 1.0) or lc.fake_label != (0.0, 0.0) or lc.flip_prob > 0
-        )
-        self.replay = ReplayBuffer(t.replay_size) if t.replay_size else None
-
-        largest_batch = t.batch_size
-        if hasattr(self.G, "set_stage"):
-            largest_batch = max(config.progressive.batch_sizes)
-        try:
-            self.sampler = BatchSampler(
-                dataset.images[indices],
-                labels,
-                largest_batch,
-                t.seed,
-                self.device,
-                config.data.hflip,
-            )
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
-        self.images_per_epoch = len(indices)
-        self.total_steps = t.steps
-        if t.epochs is not None:
-            self.total_steps = math.ceil(t.epochs * len(self.sampler) / t.d_steps)
-        self.schedule = None  # families that grow (ProGAN) follow a progressive schedule
-        if hasattr(self.G, "set_stage"):
-            self.schedule = ProgressiveSchedule.build(
-                config.progressive, config.model.start_resolution, config.model.resolution,
-                len(indices), t.d_steps,
-            )  # fmt: skip
-            self.total_steps = self.schedule.total_steps
-        self.noise = torch.Generator(self.device).manual_seed(t.seed + 1)
-        fixed = torch.Generator().manual_seed(t.seed + 2)
-        self.fixed_z = torch.randn(t.n_samples, config.model.z_dim, generator=fixed).to(self.device)
-        self.fixed_c = None  # conditional runs: grid rows cycle through the classes
-        if self.conditional:
-            self.fixed_c = torch.arange(t.n_samples, device=self.device) % config.model.num_classes
-
+        self.device = resolve_device(config.train.device)
+        self._build_parts()
         self.step = 0
         self.best_metric: float | None = None  # lowest eval_metric so far
-        self.images_seen = 0
         self.elapsed = 0.0
         if resume_from is not None:
             self._restore(resume_from)
-        elif t.init_from:
-            self._init_from(t.init_from)
-        self._set_stage()
-        write_text_atomic(self.run_dir / "config.yaml", config.to_yaml())
-        write_json_atomic(self.run_dir / "classes.json", self.class_names)
-        self.metrics = MetricsLog(self.run_dir, self.step, t.tensorboard)
-        self.dataset = dataset
+        elif config.train.init_from:
+            self._init_from(config.train.init_from)
+        self.plan = self.schedule.begin_step(self.step, self._growing_networks())
+        self.run.write_config(config)
+        self.run.write_class_names(self.class_names)
+        self.metrics = MetricsLog(self.run_dir, self.step, config.train.tensorboard)
+        self._check_eval_weights()
+
+    # --- Building --------------------------------------------------------------------------
+
+    def _load_data(self, config: Config) -> None:
+        """The training images, and the model's shape resolved from them."""
+        if not config.data.path:
+            raise ConfigError("no dataset given: pass --data DATASET_DIR (or set data.path)")
+        self.dataset = load_dataset(config.data.path)
+        self.family = get_family(config.model.family)
+        self.indices, self.labels, self.class_names = select_training_images(
+            self.dataset, config.data
+        )
+        num_classes = len(self.class_names) if self.family.conditional else 0
+        self.config = resolve_model_shape(config, self.dataset, num_classes)
+        self.images_per_epoch = len(self.indices)
+
+    def _build_parts(self) -> None:
+        """Networks, schedule, feed, D-input pipeline, objective, optimizers, monitors."""
+        config, t = self.config, self.config.train
+        torch.manual_seed(t.seed)  # the initial weights are a function of train.seed
+        self.G, self.D = (m.to(self.device) for m in build_models(config.model))
+        self.ema = WeightAverage(self.G, t.ema_beta) if t.ema else None
+        self.schedule = build_schedule(config, self.family.grows, self.images_per_epoch)
+        self.total_steps = self.schedule.total_steps
+        try:
+            self.sampler = BatchSampler(
+                self.dataset.images[self.indices], self.labels, self.schedule.max_batch_size,
+                t.seed, self.device, config.data.hflip,
+            )  # fmt: skip
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        self.noise = torch.Generator(self.device).manual_seed(t.seed + 1)
+        self.feed = Feed(self.sampler, self.family, config.model, self.noise,
+                         self.schedule.view_reals)  # fmt: skip
+        self.d_input = build_d_input(t, self.noise)
+        parts = TrainingParts(config, self.G, self.D, self.d_input, self.feed, self.noise)
+        self.objective = build_objective(self.family, parts)
+        phases = self.objective.phases()
+        self.lazy_ratios = {player: lazy_ratio(phases, player) for player in ("G", "D")}
+        self.optimizers = {
+            "G": make_optimizer(self.G.parameters(), config, config.optim.lr_g,
+                                self.lazy_ratios["G"]),
+            "D": make_optimizer(self.D.parameters(), config, config.optim.lr_d,
+                                self.lazy_ratios["D"]),
+        }  # fmt: skip
+        self.fixed_z = latents(t.n_samples, config.model.z_dim, t.seed + 2)
+        self.fixed_c = None  # conditional runs: grid rows cycle through the classes
+        if self.family.conditional:
+            self.fixed_c = torch.arange(t.n_samples) % config.model.num_classes
         self.collapse = None
         if t.collapse_check != "off":
             from ganvas.metrics.diversity import CollapseMonitor
 
-            self.collapse = CollapseMonitor(reals=self.sampler.images[:256].cpu().numpy())
-        if t.eval_interval:
-            from ganvas.metrics import MetricsError, resolve_inception_weights
+            self.collapse = CollapseMonitor(reals=self._monitor_reals())
+        # Everything a checkpoint must hold to continue bit for bit, by name.
+        self.stateful: dict[str, Any] = {
+            "optim_G": self.optimizers["G"],
+            "optim_D": self.optimizers["D"],
+            "rng": RandomState(self.noise, self.device),
+            "sampler": self.sampler,
+            "objective": self.objective,
+            "d_input": self.d_input,
+        }
+        if self.collapse is not None:
+            self.stateful["collapse"] = self.collapse
 
-            try:
-                resolve_inception_weights(t.eval_weights or None)
-            except MetricsError as err:
-                raise ConfigError(
-                    f"train.eval_interval={t.eval_interval} needs them: {err}"
-                ) from err
+    def _monitor_reals(self) -> np.ndarray:
+        """A seeded spread of training images across the whole set (and all classes)."""
+        rng = np.random.default_rng(self.config.train.seed)
+        count = min(MONITOR_REALS, len(self.indices))
+        chosen = np.sort(rng.choice(len(self.indices), count, replace=False))
+        return np.asarray(self.dataset.images[self.indices[chosen]])
+
+    def _check_eval_weights(self) -> None:
+        t = self.config.train
+        if not t.eval_interval:
+            return
+        from ganvas.metrics import MetricsError, resolve_inception_weights
+
+        try:
+            resolve_inception_weights(t.eval_weights or None)
+        except MetricsError as err:
+            raise ConfigError(f"train.eval_interval={t.eval_interval} needs them: {err}") from err
+
+    def _growing_networks(self) -> list[torch.nn.Module]:
+        if not self.family.grows:
+            return []
+        return [net for net in (self.G, self.D, self.G_ema) if net is not None]
+
+    @property
+    def G_ema(self) -> torch.nn.Module | None:
+        return None if self.ema is None else self.ema.module
+
+    @property
+    def images_seen(self) -> int:
+        return self.feed.images_drawn
 
     # --- One step --------------------------------------------------------------------------
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """d_steps discriminator updates, then one generator update. Returns detached stats."""
-        self._set_stage()
-        self._apply_lr_schedule()
-        d_steps = scheduled_value(self.config.train.d_steps_schedule, self.step,
-                                  self.config.train.d_steps)  # fmt: skip
-        for i in range(d_steps):
-            stats, fake, c_fake = self.discriminator_step(
-                keep_fake_graph=i == d_steps - 1, first=i == 0
-            )
-        stats.update(self.generator_step(fake, c_fake))
-        self.images_seen += self.batch_size * d_steps
+        """Run the phases due at this step; returns their detached statistics."""
+        self.plan = self.schedule.begin_step(self.step, self._growing_networks())
+        self.feed.batch_size = self.plan.batch_size
+        self.d_input.begin_step(self.step)
+        self._set_learning_rates(self.plan)
+        stats: dict[str, torch.Tensor] = {}
+        for phase in self.objective.phases_due(self.step):
+            stats.update(self.run_phase(phase))
+        if self.ema is not None:
+            self.ema.update(self.G)
         return stats
 
-    def discriminator_step(
-        self, keep_fake_graph: bool = False, first: bool = True
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
-        """One D update on a real batch and a fresh fake batch.
-
-        Returns (stats, fakes, the fakes' class labels or None). With `keep_fake_graph` the
-        fakes keep their graph so the G update can reuse this batch (as the DCGAN reference
-        does) instead of running G a second time. `first` marks the first D update of a step,
-        where the lazy R1/R2 penalties may apply.
-        """
-        lc = self.config.loss
-        real, c_real = self.sampler.next(self.batch_size)
-        if self.schedule is not None:
-            real = reals_at(real, self.resolution, self.alpha)
-        c_real = c_real if self.conditional else None
-        z, c_fake = self._latents(self.batch_size)
-        with torch.set_grad_enabled(keep_fake_graph):
-            fake = self.G(z, c_fake)
-        fake_d, c_fake_d = self._with_replay(fake.detach(), c_fake)
-        real_out = self.D(self._instance_noise(real), c_real)
-        fake_out = self.D(self._instance_noise(fake_d), c_fake_d)
-        real_logits, fake_logits = adversarial_logits(real_out), adversarial_logits(fake_out)
-        if self.smoothing:
-            targets = d_targets(len(real), lc.real_label, lc.fake_label, lc.flip_prob,
-                                self.noise, self.device)  # fmt: skip
-            d_loss = self.loss.d_loss(real_logits, fake_logits, *targets)
-        else:
-            d_loss = self.loss.d_loss(real_logits, fake_logits)
-        stats = {
-            "score_real": real_logits.detach().mean(),
-            "score_fake": fake_logits.detach().mean(),
-        }
-        if self.loss.probabilistic:
-            stats["d_real"] = torch.sigmoid(real_logits.detach()).mean()
-            stats["d_fake"] = torch.sigmoid(fake_logits.detach()).mean()
-        if isinstance(real_out, tuple):  # auxiliary classifier (ACGAN)
-            # By default D's class head learns from real images only: trained on fakes too,
-            # D and G can agree on any labelling of the fakes, and the classes drift away
-            # from what they look like in the data (seen on our colour test set).
-            aux = F.cross_entropy(real_out[1], c_real)
-            if lc.aux_fakes_in_d:
-                aux = aux + F.cross_entropy(fake_out[1], c_fake_d)
-            d_loss = d_loss + lc.aux_weight * aux
-            stats["aux_loss_d"] = aux.detach()
-            stats["aux_acc_real"] = (real_out[1].argmax(1) == c_real).float().mean()
-        if lc.gp_weight:
-            gp = gradient_penalty(self.D, real, fake, c_real, generator=self.noise)
-            d_loss = d_loss + lc.gp_weight * gp
-            stats["gp"] = gp.detach()
-        lazy = first and self.step % lc.r_interval == 0
-        if lc.r1_weight and lazy:
-            r1 = zero_centred_penalty(self.D, real, c_real)
-            d_loss = d_loss + 0.5 * lc.r1_weight * lc.r_interval * r1
-            stats["r1"] = r1.detach()
-        if lc.r2_weight and lazy:
-            r2 = zero_centred_penalty(self.D, fake, c_fake)
-            d_loss = d_loss + 0.5 * lc.r2_weight * lc.r_interval * r2
-            stats["r2"] = r2.detach()
-        if lc.drift_weight:
-            d_loss = d_loss + lc.drift_weight * drift_penalty(real_logits)
-        self.opt_D.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_D.step()
-        if lc.clip:
-            clip_weights(self.D, lc.clip)
-        if self.replay is not None:
-            self.replay.push(fake.detach(), c_fake)
-        stats["loss_d"] = d_loss.detach()
-        return stats, fake, c_fake
-
-    def generator_step(
-        self, fake: torch.Tensor, c_fake: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
-        """One G update through D's judgement of `fake` (which must carry G's graph)."""
-        lc = self.config.loss
-        self.D.requires_grad_(False)  # G's update needs gradients through D, not for D
-        out = self.D(self._instance_noise(fake), c_fake)
-        g_loss = self.loss.g_loss(adversarial_logits(out))
-        stats = {}
-        if isinstance(out, tuple):
-            aux = F.cross_entropy(out[1], c_fake)
-            g_loss = g_loss + lc.aux_weight * aux
-            stats["aux_acc_fake"] = (out[1].argmax(1) == c_fake).float().mean()
-        if lc.ortho_weight:
-            g_loss = g_loss + lc.ortho_weight * orthogonal_regularization(self.G)
-        self.opt_G.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_G.step()
+    def run_phase(self, phase: Phase) -> dict[str, torch.Tensor]:
+        """Compute the phase's loss, back-propagate it, step its player's optimizer."""
+        if phase.player == "G":
+            self.D.requires_grad_(False)  # G's update needs gradients through D, not for D
+        loss, stats = self.objective.loss(phase)
+        if phase.interval > 1:
+            loss = loss * phase.interval  # lazy regularization
+        optimizer = self.optimizers[phase.player]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
         self.D.requires_grad_(True)
-        if self.G_ema is not None:
-            self._update_ema()
-        stats["loss_g"] = g_loss.detach()
+        self.objective.after_phase(phase)
         return stats
 
-    def _set_stage(self) -> None:
-        """Batch size, and for growing families the resolution and fade-in alpha, of this step."""
-        self.batch_size = self.config.train.batch_size
-        self.resolution, self.alpha = self.config.model.resolution, 1.0
-        if self.schedule is None:
-            return
-        stage, self.alpha = self.schedule.at(self.step)
-        self.batch_size, self.resolution = stage.batch_size, stage.resolution
-        for net in (self.G, self.D, self.G_ema):
-            if net is not None:
-                net.set_stage(self.resolution, self.alpha)
-
-    def _init_from(self, run: str) -> None:
-        """Fine-tuning: start from another run's newest weights (fresh optimizers, step 0)."""
-        source = ckpt.resolve_checkpoint(run)
-        saved = ckpt.load_checkpoint(source, device=self.device)
-        try:
-            self.G.load_state_dict(saved.weights["G"])
-            self.D.load_state_dict(saved.weights["D"])
-            if self.G_ema is not None:
-                self.G_ema.load_state_dict(saved.weights.get("G_ema", saved.weights["G"]))
-        except RuntimeError as err:
-            raise ConfigError(
-                f"train.init_from={run}: its networks do not fit this config's "
-                f"(same family and model settings needed): {str(err).splitlines()[0]}"
-            ) from err
-        self.log(f"initialised from {source}")
-
-    def _instance_noise(self, img: torch.Tensor) -> torch.Tensor:
-        """D's view of a batch: with instance noise, img + N(0, std²) (Sønderby et al. 2017)."""
-        t = self.config.train
-        std = instance_noise_std(t.instance_noise, t.instance_noise_anneal, self.step)
-        if std == 0:
-            return img
-        return img + std * torch.randn(img.shape, generator=self.noise, device=img.device)
-
-    def _with_replay(
-        self, fake: torch.Tensor, c_fake: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """On replay steps, the first replay_fraction of the fakes D sees come from the buffer."""
-        t = self.config.train
-        if self.replay is None or not len(self.replay) or self.step % t.replay_every:
-            return fake, c_fake
-        k = max(1, round(t.replay_fraction * len(fake)))
-        old, old_c = self.replay.sample(k, self.noise)
-        mixed_c = None if c_fake is None else torch.cat([old_c, c_fake[k:]])
-        return torch.cat([old, fake[k:]]), mixed_c
-
-    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Noise (and, for conditional families, uniformly drawn class labels) for n fakes."""
-        z = torch.randn(n, self.config.model.z_dim, generator=self.noise, device=self.device)
-        if not self.conditional:
-            return z, None
-        c = torch.randint(self.config.model.num_classes, (n,), generator=self.noise,
-                          device=self.device)  # fmt: skip
-        return z, c
-
-    def _apply_lr_schedule(self) -> None:
-        o = self.config.optim
-        factor = lr_factor(o, self.step, self.total_steps, len(self.sampler))
-        base_g, base_d = o.lr_g, o.lr_d
-        lrs = self.config.progressive.lrs
-        if self.schedule is not None and lrs:
-            index = self.schedule.stages.index(self.schedule.stage_at(self.step))
-            base_g = base_d = lrs[min(index, len(lrs) - 1)]
-        for optimizer, base in ((self.opt_G, base_g), (self.opt_D, base_d)):
-            for group in optimizer.param_groups:
-                group["lr"] = base * factor
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        beta = self.config.train.ema_beta
-        ema_params = list(self.G_ema.parameters())
-        torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+    def _set_learning_rates(self, plan: StepPlan) -> None:
+        factor = lr_factor(self.config.optim, self.step, self.total_steps, len(self.sampler))
+        for player, base in (("G", plan.lr_g), ("D", plan.lr_d)):
+            for group in self.optimizers[player].param_groups:
+                group["lr"] = base * factor * self.lazy_ratios[player]
 
     # --- The loop ---------------------------------------------------------------------------
 
     def fit(self, should_stop: Callable[[int], bool] | None = None) -> TrainResult:
-        """Train until train.steps (or until `should_stop(step)` or Ctrl-C), then checkpoint.
+        """Train until the last step (or until `should_stop(step)` or Ctrl-C), then checkpoint.
 
         Raises:
             TrainingDiverged: a loss turned NaN/inf; the last good checkpoint stays `latest`.
@@ -376,76 +251,100 @@ class Trainer:
         if self.step == 0:
             self._save_reals()
         verb = "resuming at" if self.step else "starting at"
-        self.log(
-            f"{verb} step {self.step}/{self.total_steps} on {self.device} "
-            f"({self.images_per_epoch} training images, batch {t.batch_size}) → {self.run_dir}"
-        )
-        window: dict[str, tuple[torch.Tensor, int]] = {}
-        window_steps, window_start, window_images = 0, time.perf_counter(), self.images_seen
-        self._window_start = window_start
+        self.log(f"{verb} step {self.step}/{self.total_steps} on {self.device} "
+                 f"({self.images_per_epoch} training images, batch {self.plan.batch_size}) "
+                 f"→ {self.run_dir}")  # fmt: skip
+        self.window = Window(self.images_seen)
         last_saved = self.step if ckpt.find_latest_checkpoint(self.run_dir) else -1
-        interrupted = threading.Event()
+        interrupted, collapsed = threading.Event(), False
         with StopOnSignal(interrupted, self.log), make_progress_bar(self.show_progress) as bar:
-            task = bar.add_task(
-                "train", total=self.total_steps, completed=self.step, speed="", losses=""
-            )
+            task = bar.add_task("train", total=self.total_steps, completed=self.step, speed="",
+                                losses="")  # fmt: skip
             while self.step < self.total_steps:
-                stats = self.train_step()
+                self.window.add(self.train_step())
                 self.step += 1
-                window_steps += 1
-                for key, value in stats.items():  # summed on the device: no sync per step
-                    total, count = window.get(key, (0, 0))
-                    window[key] = (total + value, count + 1)
-                bar.advance(task)
-                if self.schedule is not None:
-                    self._on_progressive_step(bar, task)
+                bar.update(task, advance=1, description=self.plan.label or "train")
                 at_end = self.step == self.total_steps
                 if self.step % t.log_interval == 0 or at_end:
-                    now = time.perf_counter()
-                    self.elapsed += now - window_start
-                    images = self.images_seen - window_images
-                    record = self._log_window(window, images, now - window_start)
-                    bar.update(
-                        task,
-                        speed=f"{record['img_per_s']:.0f} img/s",
-                        losses=f"D {record['loss_d']:.3f} G {record['loss_g']:.3f}",
-                    )
-                    window, window_steps = {}, 0
-                    window_start, window_images = time.perf_counter(), self.images_seen
-                    self._window_start = window_start
+                    record = self._log_window()
+                    bar.update(task, speed=f"{record['img_per_s']:.0f} img/s",
+                               losses=f"D {record['loss_d']:.3f} G {record['loss_g']:.3f}")  # fmt: skip
+                resolution = self.schedule.finished_stage(self.step)
+                if resolution is not None:
+                    self._on_stage_done(resolution)
                 if self.step % t.sample_interval == 0 or at_end:
                     self.save_samples()
-                    if self._collapsed():
-                        break
+                if self.step % t.sample_interval == 0:  # on its own cadence, so resumes agree
+                    collapsed = self._collapsed()
                 if t.eval_interval and (self.step % t.eval_interval == 0 or at_end):
                     last_saved = self._evaluate(last_saved)
                 if self.step % t.checkpoint_interval == 0:
                     self.save_checkpoint()
                     last_saved = self.step
                 stop = should_stop is not None and should_stop(self.step)
-                if stop or interrupted.is_set():
+                if stop or collapsed or interrupted.is_set():
                     break
-        if window_steps:
-            self.elapsed += time.perf_counter() - window_start
+        self.elapsed += self.window.close()
         if self.step != last_saved:
             self.save_checkpoint()
-        path = ckpt.find_latest_checkpoint(self.run_dir)
         self.metrics.close()
-        done = self.step >= self.total_steps
-        if done and make_progress_gif(self.run_dir / "samples", self.run_dir / "progress.gif"):
-            self.log(f"wrote {self.run_dir / 'progress.gif'}")
-        if done:
-            self.log(f"finished at step {self.step}/{self.total_steps}; checkpoint {path}")
+        return self._finish(interrupted.is_set(), collapsed)
+
+    def _finish(self, interrupted: bool, collapsed: bool) -> TrainResult:
+        path = ckpt.find_latest_checkpoint(self.run_dir)
+        where = f"step {self.step}/{self.total_steps}; checkpoint {path}"
+        if self.step >= self.total_steps:
+            if make_progress_gif(self.run.samples_dir, self.run.progress_gif):
+                self.log(f"wrote {self.run.progress_gif}")
+            self.log(f"finished at {where}")
+        elif collapsed:
+            self.log(f"stopped at {where}. That checkpoint holds the collapsed generator: start "
+                     "over with --new (e.g. with lower learning rates or another recipe), or "
+                     "continue it anyway with --set train.collapse_check=warn")  # fmt: skip
         else:
-            self.log(f"stopped at step {self.step}/{self.total_steps}; checkpoint {path}; "
-                     "run the same command again to resume")  # fmt: skip
-        return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted.is_set())
+            self.log(f"stopped at {where}; run the same command again to resume")
+        return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted,
+                           collapsed)  # fmt: skip
+
+    def _log_window(self) -> dict[str, Any]:
+        values, images, seconds = self.window.take(self.images_seen)
+        self.elapsed += seconds
+        if not all(math.isfinite(v) for v in values.values()):
+            self.metrics.close()
+            raise TrainingDiverged(
+                f"training diverged before step {self.step}: {values}. The last good checkpoint "
+                f"is still {ckpt.find_latest_checkpoint(self.run_dir)}; lower the learning rates "
+                "or change the recipe, then resume or start over with --new."
+            )
+        record = {
+            "step": self.step,
+            "kimg": round(self.images_seen / 1000, 3),
+            "epoch": round(self.images_seen / self.images_per_epoch, 3),
+            **{k: round(v, 5) for k, v in values.items()},
+            **self.d_input.log_values(),
+            "lr_g": self.optimizers["G"].param_groups[0]["lr"],
+            "img_per_s": round(images / max(seconds, 1e-9), 1),
+            "time_s": round(self.elapsed, 2),
+        }
+        self.metrics.write(record)
+        return record
+
+    def _on_stage_done(self, resolution: int) -> None:
+        """A growing run reached `resolution`: record how long it took (seeds/000's key
+        figure was the time until 128×128) and save a sample grid."""
+        elapsed = self.elapsed + self.window.seconds()
+        kimg = round(self.images_seen / 1000, 3)
+        self.metrics.write({"step": self.step, "event": "stage_done", "resolution": resolution,
+                            "time_s": round(elapsed, 2), "kimg": kimg})  # fmt: skip
+        self.log(f"reached {resolution}×{resolution} at step {self.step} after {elapsed:.0f} s "
+                 f"({kimg:.1f} kimg)")  # fmt: skip
+        self.save_samples()
 
     def _collapsed(self) -> bool:
         """Mode-collapse check on the fixed-noise grid; True when the run should stop."""
         if self.collapse is None:
             return False
-        warning = self.collapse.update(tensor_to_uint8(self.sample_fixed()))
+        warning = self.collapse.update(to_uint8(self.sample_fixed()))
         if warning is None:
             return False
         self.metrics.write({"step": self.step, "event": "collapse", "message": warning})
@@ -464,21 +363,9 @@ class Trainer:
 
         def generate(n: int, seed: int) -> torch.Tensor:
             """n images [N, C, H, W] uint8 from G (G_ema if kept) in inference mode."""
-            G = self.G_ema if self.G_ema is not None else self.G
-            was_training = G.training
-            G.eval()
-            z = torch.randn(
-                n, self.config.model.z_dim, generator=torch.Generator().manual_seed(seed)
-            )
-            c = torch.arange(n) % self.config.model.num_classes if self.conditional else None
-            images = []
-            with torch.no_grad():
-                for start in range(0, n, 256):
-                    zc = z[start : start + 256].to(self.device)
-                    cc = None if c is None else c[start : start + 256].to(self.device)
-                    images.append(tensor_to_uint8(G(zc, cc)))
-            G.train(was_training)
-            return torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2)
+            z = latents(n, self.config.model.z_dim, seed)
+            c = torch.arange(n) % self.config.model.num_classes if self.family.conditional else None
+            return to_uint8(run_generator(pick_generator(self.G, self.G_ema), z, c))
 
         key = "fid" if t.eval_metric == "fid" else "kid_mean"
         scores = evaluate(generate, self.dataset, metrics=(t.eval_metric,), n=t.eval_n,
@@ -494,67 +381,19 @@ class Trainer:
             ckpt.mark_best(self.run_dir, self.step)
             record["best"] = True
         self.metrics.write(record)
-        self.log(
-            f"step {self.step}: {key} {value:.4g}"
-            + (" (best so far)" if record.get("best") else "")
-        )
+        best = " (best so far)" if record.get("best") else ""
+        self.log(f"step {self.step}: {key} {value:.4g}{best}")
         return last_saved
-
-    def _on_progressive_step(self, bar: Any, task: Any) -> None:
-        """Show stage and alpha; at the end of a stage record how long it took to get there
-        (seeds/000's key figure was the time until 128×128) and save a sample grid."""
-        stage, alpha = self.schedule.at(self.step - 1)
-        bar.update(task, description=f"{stage.resolution}px α{alpha:.2f}")
-        if self.step == stage.end_step:
-            elapsed = self.elapsed + time.perf_counter() - self._window_start
-            self.metrics.write({"step": self.step, "event": "stage_done",
-                                "resolution": stage.resolution, "time_s": round(elapsed, 2),
-                                "kimg": round(self.images_seen / 1000, 3)})  # fmt: skip
-            self.log(f"reached {stage.resolution}×{stage.resolution} at step {self.step} "
-                     f"after {elapsed:.0f} s ({self.images_seen / 1000:.1f} kimg)")  # fmt: skip
-            self.save_samples()
-
-    def _log_window(
-        self, window: dict[str, tuple[torch.Tensor, int]], images: int, seconds: float
-    ) -> dict:
-        values = {k: float(total) / count for k, (total, count) in window.items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            self.metrics.close()
-            raise TrainingDiverged(
-                f"training diverged before step {self.step}: {values}. The last good checkpoint "
-                f"is still {ckpt.find_latest_checkpoint(self.run_dir)}; lower the learning rates "
-                "or change the recipe, then resume or start over with --new."
-            )
-        record = {
-            "step": self.step,
-            "kimg": round(self.images_seen / 1000, 3),
-            "epoch": round(self.images_seen / self.images_per_epoch, 3),
-            **{k: round(v, 5) for k, v in values.items()},
-            "lr_g": self.opt_G.param_groups[0]["lr"],
-            "img_per_s": round(images / max(seconds, 1e-9), 1),
-            "time_s": round(self.elapsed, 2),
-        }
-        self.metrics.write(record)
-        return record
 
     # --- Outputs ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
-        """Images from the fixed noise, by G_ema if kept, with BatchNorm in inference mode."""
-        G = self.G_ema if self.G_ema is not None else self.G
-        was_training = G.training
-        G.eval()
-        labels = [None] * len(self.fixed_z.split(256))
-        if self.fixed_c is not None:
-            labels = self.fixed_c.split(256)
-        images = torch.cat([G(z, c) for z, c in zip(self.fixed_z.split(256), labels)])
-        G.train(was_training)
-        return images
+        """Images [N, C, H, W] in [-1, 1] from the fixed noise, by G_ema if kept (eval mode)."""
+        return run_generator(pick_generator(self.G, self.G_ema), self.fixed_z, self.fixed_c)
 
     def save_samples(self) -> Path:
-        path = self.run_dir / "samples" / f"fakes_{self.step:08d}.png"
-        grid = save_grid(tensor_to_uint8(self.sample_fixed()), path)
+        path = self.run.fakes_grid(self.step)
+        grid = save_grid(to_uint8_nhwc(self.sample_fixed()), path)
         self.metrics.add_image("fakes", grid, self.step)
         return path
 
@@ -562,86 +401,109 @@ class Trainer:
         images = self.sampler.images
         spread = torch.linspace(0, len(images) - 1, min(self.config.train.n_samples, len(images)))
         reals = images[spread.long().to(images.device)].cpu().numpy()  # across the whole set
-        save_grid(reals, self.run_dir / "samples" / "reals.png")
+        save_grid(reals, self.run.reals_grid)
 
     def save_checkpoint(self) -> Path:
         weights = {"G": self.G.state_dict(), "D": self.D.state_dict()}
         if self.G_ema is not None:
             weights["G_ema"] = self.G_ema.state_dict()
-        training_state = {
-            "optim_G": self.opt_G.state_dict(),
-            "optim_D": self.opt_D.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "noise_rng": self.noise.get_state(),
-            "sampler": self.sampler.state_dict(),
-        }
-        if self.replay is not None:
-            training_state["replay"] = self.replay.state_dict()
-        if self.device.type == "cuda":
-            training_state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         state = {
             "images_seen": self.images_seen,
             "elapsed_s": round(self.elapsed, 3),
             "total_steps": self.total_steps,
             "best_metric": self.best_metric,
-            "resolution": self.resolution,
-            "alpha": self.alpha,
+            "resolution": self.plan.resolution,
+            "alpha": self.plan.alpha,
             "ganvas_version": __version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        return ckpt.save_checkpoint(
-            self.run_dir,
-            self.step,
-            weights,
-            training_state,
-            state,
-            keep=self.config.train.keep_checkpoints,
-        )
+        return ckpt.save_checkpoint(self.run_dir, self.step, weights,
+                                    collect_state(self.stateful), state,
+                                    keep=self.config.train.keep_checkpoints)  # fmt: skip
 
-    def _restore(self, path: Path) -> None:
-        saved = ckpt.load_checkpoint(path, device=self.device)
+    def _load_weights(self, saved: ckpt.Checkpoint) -> None:
         self.G.load_state_dict(saved.weights["G"])
         self.D.load_state_dict(saved.weights["D"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(saved.weights.get("G_ema", saved.weights["G"]))
-        ts = saved.training_state
-        self.opt_G.load_state_dict(ts["optim_G"])
-        self.opt_D.load_state_dict(ts["optim_D"])
-        torch.set_rng_state(ts["torch_rng"])
-        self.noise.set_state(ts["noise_rng"])
-        if "cuda_rng" in ts and self.device.type == "cuda":
-            torch.cuda.set_rng_state(ts["cuda_rng"], self.device)
-        self.sampler.load_state_dict(ts["sampler"])
-        if self.replay is not None and "replay" in ts:
-            self.replay.load_state_dict(ts["replay"])
+
+    def _restore(self, path: Path) -> None:
+        saved = ckpt.load_checkpoint(path, device=self.device)
+        self._load_weights(saved)
+        missing = restore_state(self.stateful, saved.training_state)
+        if missing:
+            self.log(f"{path} has no saved state for {', '.join(missing)} (written by an older "
+                     "ganvas): those start fresh, so this resume is not bit-exact")  # fmt: skip
         self.step = saved.step
-        self.images_seen = int(saved.state.get("images_seen", 0))
+        self.feed.images_drawn = int(saved.state.get("images_seen", 0))
         self.best_metric = saved.state.get("best_metric")
         self.elapsed = float(saved.state.get("elapsed_s", 0.0))
 
+    def _init_from(self, run: str) -> None:
+        """Fine-tuning: start from another run's newest weights (fresh optimizers, step 0)."""
+        source = ckpt.resolve_checkpoint(run)
+        try:
+            self._load_weights(ckpt.load_checkpoint(source, device=self.device))
+        except RuntimeError as err:
+            raise ConfigError(
+                f"train.init_from={run}: its networks do not fit this config's "
+                f"(same family and model settings needed): {str(err).splitlines()[0]}"
+            ) from err
+        self.log(f"initialised from {source}")
+
+
+class Window:
+    """Statistics summed over the steps between two metrics lines (on the device: no sync
+    per step), with the time and the images they took."""
+
+    def __init__(self, images_seen: int) -> None:
+        self.sums: dict[str, tuple[torch.Tensor, int]] = {}
+        self.start, self.images_at_start = time.perf_counter(), images_seen
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            total, count = self.sums.get(key, (0, 0))
+            self.sums[key] = (total + value, count + 1)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def take(self, images_seen: int) -> tuple[dict[str, float], int, float]:
+        """(mean of each statistic, images, seconds) since the last take; starts a new one."""
+        values = {k: float(total) / count for k, (total, count) in self.sums.items()}
+        result = values, images_seen - self.images_at_start, self.seconds()
+        self.__init__(images_seen)
+        return result
+
+    def close(self) -> float:
+        """Seconds not yet counted by a take (0 right after one)."""
+        return self.seconds() if self.sums else 0.0
+
 
 def train(
-    config: Config,
+    config: Config | None,
     run_dir: str | Path,
     new: bool = False,
     should_stop: Callable[[int], bool] | None = None,
     progress: bool = True,
+    overrides: list[str] | dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or resume) a run in `run_dir`. See `Trainer`.
 
     Args:
         config: a validated config (`ganvas.load_config(...)`); `data.path` must be set.
+            None: resume the run in `run_dir` with its own saved settings.
         run_dir: where config.yaml, metrics, samples and checkpoints go. If it holds a
             checkpoint, training resumes from it unless `new` is True.
         new: delete this run's previous outputs and start from step 0.
         should_stop: called after every step with the step number; True stops (and saves).
         progress: show a progress bar on stderr.
+        overrides: settings applied on top of `config` (or of the saved settings):
+            ['train.steps=5000'] or {'train.steps': 5000}.
 
     Raises:
         ConfigError: bad settings, a missing dataset, or a resume with changed settings.
         TrainingDiverged: a loss became NaN/inf.
     """
+    config = resolve_run_config(run_dir, config, overrides, new)
     return Trainer(config, run_dir, new=new, progress=progress).fit(should_stop=should_stop)
-
-
-# --- Helpers ----------------------------------------------------------------------------------

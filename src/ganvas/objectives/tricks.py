@@ -1,17 +1,12 @@
-"""The stabilisation tricks the reports tried (seeds/001, 003): label smoothing and flipping,
-instance noise, experience replay of old fakes, and learning-rate schedules.
-
-Each is a small pure function or class that the trainer calls; all randomness comes from
-the generator passed in, so a resumed run draws exactly the same numbers.
-"""
+"""Stabilisation tricks the reports tried (seeds/001, 003), as parts of an objective: label
+smoothing and flipping, and experience replay of old fakes. All randomness comes from the
+generator passed in, so a resumed run draws exactly the same numbers."""
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import torch
-
-from ganvas.config import OptimConfig, scheduled_value
 
 
 def d_targets(
@@ -38,43 +33,12 @@ def d_targets(
     return real_t, fake_t
 
 
-def instance_noise_std(initial: float, anneal_steps: int, step: int) -> float:
-    """Std of the Gaussian noise added to D's inputs: `initial`, decaying linearly to 0 over
-    `anneal_steps` steps (0 = constant)."""
-    if anneal_steps <= 0:
-        return initial
-    return initial * max(0.0, 1.0 - step / anneal_steps)
-
-
-def lr_factor(optim: OptimConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
-    """Multiplier of the base learning rates at `step` (0-based): the scheduler's factor times
-    the piecewise `lr_schedule` factor.
-
-    - step:   gamma ** (elapsed // step_size)          (PyTorch's StepLR)
-    - cosine: from 1 down to min_factor over the run    (CosineAnnealingLR)
-    - linear: 1 until decay_start, then down to min_factor at the last step
-    `step_size` and `decay_start` count steps, or epochs when schedule_unit is 'epochs'.
-    """
-    unit = steps_per_epoch if optim.schedule_unit == "epochs" else 1
-    factor = 1.0
-    if optim.scheduler == "step":
-        factor = optim.gamma ** (step // max(1, round(optim.step_size * unit)))
-    elif optim.scheduler == "cosine":
-        progress = min(step / max(1, total_steps - 1), 1.0)
-        factor = optim.min_factor + (1 - optim.min_factor) * 0.5 * (
-            1 + math.cos(math.pi * progress)
-        )
-    elif optim.scheduler == "linear":
-        start = round(optim.decay_start * unit)
-        if step >= start:
-            progress = min((step - start) / max(1, total_steps - 1 - start), 1.0)
-            factor = 1.0 - (1.0 - optim.min_factor) * progress
-    return factor * scheduled_value(optim.lr_schedule, step, 1.0)
-
-
 class ReplayBuffer:
     """A ring buffer of past fakes (and their labels). Shrivastava et al. 2017 showed D old
-    fakes so G cannot win by revisiting modes D has forgotten; seeds/001 tried it."""
+    fakes so G cannot win by revisiting modes D has forgotten; seeds/001 tried it.
+
+    When the fakes change size (a growing GAN reached its next stage) the buffer starts
+    over: D cannot judge old fakes of another resolution."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -88,10 +52,10 @@ class ReplayBuffer:
 
     @torch.no_grad()
     def push(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
-        if self.images is None:
+        if self.images is None or self.images.shape[1:] != images.shape[1:]:
             self.images = images.new_zeros((self.capacity, *images.shape[1:]))
-            if labels is not None:
-                self.labels = labels.new_zeros(self.capacity)
+            self.labels = None if labels is None else labels.new_zeros(self.capacity)
+            self.count = self.next = 0
         start = max(0, len(images) - self.capacity)  # a batch larger than the buffer: its last ones
         for i in range(start, len(images)):
             self.images[self.next] = images[i]
@@ -108,14 +72,22 @@ class ReplayBuffer:
         index = torch.randint(self.count, (n,), generator=generator, device=device)
         return self.images[index], None if self.labels is None else self.labels[index]
 
-    def state_dict(self) -> dict:
-        return {
-            "images": self.images,
-            "labels": self.labels,
-            "count": self.count,
-            "next": self.next,
-        }
+    def mix(
+        self, fake: torch.Tensor, labels: torch.Tensor | None, fraction: float,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """`fake` with its first `fraction` replaced by stored fakes of the same size."""
+        if not self.count or self.images.shape[1:] != fake.shape[1:]:
+            return fake, labels
+        k = max(1, round(fraction * len(fake)))
+        old, old_labels = self.sample(k, generator)
+        mixed_labels = None if labels is None else torch.cat([old_labels, labels[k:]])
+        return torch.cat([old, fake[k:]]), mixed_labels
 
-    def load_state_dict(self, state: dict) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "labels": self.labels, "count": self.count,
+                "next": self.next}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.images, self.labels = state["images"], state["labels"]
         self.count, self.next = int(state["count"]), int(state["next"])

@@ -1,0 +1,110 @@
+"""What the training loop knows of an objective: phases, and a loss for each.
+
+The loop runs, every step, the phases the objective says are due (stylegan2-ada's split):
+
+    for phase in objective.phases_due(step):
+        loss, stats = objective.loss(phase)        # draws its own reals and G inputs
+        backward(loss × phase.interval); step phase.player's optimizer
+        objective.after_phase(phase)               # e.g. weight clipping
+
+A phase with `interval` N runs on every N-th step only (lazy regularization) and its loss is
+scaled by N; the player's Adam learning rate and betas are adjusted by N / (N + 1)
+(`lazy_ratio`), so a run with lazy regularization follows the same curve as one without.
+
+Everything an objective needs comes in one `TrainingParts`: both networks, the D-input
+pipeline (every image D sees must pass through it, penalties included), the feed of real
+batches and G inputs, and the generator for the loss terms' randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ganvas.augment import DInput
+from ganvas.models.registry import Batch, Family
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # 'D', 'Dreg', 'G', 'Greg', ...: shown in errors and docs
+    player: str  # 'D' or 'G': whose optimizer this phase steps
+    interval: int = 1  # runs on steps where step % interval == 0; its loss is scaled by it
+
+    def due(self, step: int) -> bool:
+        return step % self.interval == 0
+
+
+def lazy_ratio(phases: list[Phase], player: str) -> float:
+    """N / (N + 1) for a player with a phase every N steps (N > 1) besides its main phase,
+    else 1: the factor on that player's learning rate (and exponent on Adam's betas)."""
+    intervals = [p.interval for p in phases if p.player == player and p.interval > 1]
+    return intervals[0] / (intervals[0] + 1) if intervals else 1.0
+
+
+class Feed:
+    """Real batches at the size (and, for growing families, the resolution) of this step,
+    and G's inputs made from them as the family says."""
+
+    def __init__(
+        self,
+        sampler: Any,
+        family: Family,
+        model_config: Any,
+        generator: torch.Generator,
+        view_reals: Any = None,
+    ) -> None:
+        self.sampler, self.family, self.model_config = sampler, family, model_config
+        self.generator = generator
+        self.view_reals = view_reals  # image → image, e.g. a growing family's current stage
+        self.batch_size = sampler.batch_size
+        self.images_drawn = 0  # real images handed out, across the run
+
+    def reals(self) -> Batch:
+        image, label = self.sampler.next(self.batch_size)
+        if self.view_reals is not None:
+            image = self.view_reals(image)
+        self.images_drawn += len(image)
+        batch = {"image": image}
+        if self.family.conditional:
+            batch["label"] = label
+        return batch
+
+    def g_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
+        return self.family.g_inputs(batch, self.model_config, self.generator)
+
+
+@dataclass
+class TrainingParts:
+    config: Any  # the run's Config
+    G: nn.Module
+    D: nn.Module
+    d_input: DInput
+    feed: Feed
+    generator: torch.Generator  # randomness of loss terms (targets, interpolation weights)
+
+
+class Objective(Protocol):
+    def phases_due(self, step: int) -> list[Phase]:
+        """The phases to run at `step`, in order."""
+
+    def phases(self) -> list[Phase]:
+        """Every phase this objective can run (for optimizer settings and docs)."""
+
+    def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The phase's loss (to back-propagate) and detached statistics to log."""
+
+    def after_phase(self, phase: Phase) -> None:
+        """Runs after the phase's optimizer step (weight clipping, buffers, ...)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def judge(parts: TrainingParts, images: torch.Tensor, labels: torch.Tensor | None) -> Any:
+    """D's output on `images` as D sees them (through the D-input pipeline)."""
+    return parts.D(parts.d_input(images), labels)
