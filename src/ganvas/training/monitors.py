@@ -20,7 +20,6 @@ from rich.progress import (
 )
 
 from ganvas.grid import image_grid, to_pil
-from ganvas.inference import to_uint8_nhwc
 from ganvas.io import save_image_atomic, write_text_atomic
 from ganvas.rundir import RunDir
 
@@ -77,9 +76,6 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-tensor_to_uint8 = to_uint8_nhwc  # the old name, until trainer.py imports ganvas.inference
 
 
 def save_grid(images: np.ndarray, path: Path, nrow: int | None = None) -> np.ndarray:
