@@ -117,6 +117,11 @@ def register_family(family: Family) -> Family:
     return family
 
 
+def unregister_family(name: str) -> None:
+    """Remove a family registered from outside ganvas (a plugin being unloaded, a test)."""
+    _FAMILIES.pop(name, None)
+
+
 def get_family(name: str) -> Family:
     _load_builtin_families()
     if name not in _FAMILIES:

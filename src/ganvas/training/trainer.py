@@ -267,8 +267,9 @@ class Trainer:
                 at_end = self.step == self.total_steps
                 if self.step % t.log_interval == 0 or at_end:
                     record = self._log_window()
-                    bar.update(task, speed=f"{record['img_per_s']:.0f} img/s",
-                               losses=f"D {record['loss_d']:.3f} G {record['loss_g']:.3f}")  # fmt: skip
+                    losses = " ".join(f"{name} {record[key]:.3f}" for name, key in
+                                      (("D", "loss_d"), ("G", "loss_g")) if key in record)  # fmt: skip
+                    bar.update(task, speed=f"{record['img_per_s']:.0f} img/s", losses=losses)
                 resolution = self.schedule.finished_stage(self.step)
                 if resolution is not None:
                     self._on_stage_done(resolution)
