@@ -120,3 +120,11 @@ def assert_same_checkpoint(a, b) -> None:
     """Two checkpoints hold the same weights and the same training state, bit for bit."""
     assert_same(a.weights, b.weights, "weights")
     assert_same(a.training_state, b.training_state, "training_state")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl, in order."""
+    import json
+
+    text = (Path(run_dir) / "metrics.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
