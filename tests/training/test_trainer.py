@@ -195,31 +195,6 @@ def test_conditional_family_needs_labels(tiny_dataset, tmp_path):
         Trainer(cfg, tmp_path / "run", progress=False)
 
 
-def test_collapse_check_warns_or_stops(tiny_dataset, tmp_path):
-    cfg = tiny_config(tiny_dataset.path, **{"train.steps": 40, "train.sample_interval": 5,
-                                             "train.collapse_check": "stop"})  # fmt: skip
-    trainer = Trainer(cfg, tmp_path / "run", progress=False)
-
-    def collapse_after_step_10(module, args, output):
-        # The sample grids (G in inference mode) are varied noise up to step 10, then every
-        # noise vector gives the same image.
-        if module.training:
-            return output
-        if trainer.step <= 10:
-            return (
-                torch.rand(output.shape, generator=torch.Generator().manual_seed(trainer.step)) * 2
-                - 1
-            )
-        return output[:1].expand_as(output).clone()
-
-    trainer.G.register_forward_hook(collapse_after_step_10)
-    result = trainer.fit()
-    assert result.step < 40
-    events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert any(e.get("event") == "collapse" for e in events)
-    assert "stopping" in (tmp_path / "run" / "log.txt").read_text()
-
-
 def test_eval_interval_without_weights_is_refused_up_front(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("GANVAS_INCEPTION_WEIGHTS", str(tmp_path / "none.pt"))
     cfg = tiny_config(tiny_dataset.path, **{"train.eval_interval": 5})

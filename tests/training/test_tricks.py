@@ -112,7 +112,10 @@ def test_resume_with_replay_and_noise_is_bit_identical(tiny_dataset, tmp_path):
     b = ckpt.load_checkpoint(ckpt.find_latest_checkpoint(tmp_path / "b"))
     for key, tensor in a.weights["G"].items():
         assert torch.equal(tensor, b.weights["G"][key]), key
-    assert torch.equal(a.training_state["objective"]["replay"]["images"], b.training_state["objective"]["replay"]["images"])
+    assert torch.equal(
+        a.training_state["objective"]["replay"]["images"],
+        b.training_state["objective"]["replay"]["images"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -142,5 +145,6 @@ def test_optimizer_choice_and_ttur(tiny_dataset, tmp_path, name, cls):
     assert type(trainer.optimizers["G"]) is cls and type(trainer.optimizers["D"]) is cls
     trainer.train_step()
     assert (
-        trainer.optimizers["G"].param_groups[0]["lr"] == 1e-4 and trainer.optimizers["D"].param_groups[0]["lr"] == 4e-4
+        trainer.optimizers["G"].param_groups[0]["lr"] == 1e-4
+        and trainer.optimizers["D"].param_groups[0]["lr"] == 4e-4
     )
