@@ -63,7 +63,7 @@ class OptimConfig:
     betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW only
     weight_decay: float = 0.0
     lr_schedule: tuple[tuple[int, float], ...] = ()  # ((step, factor), ...): lr = base · factor
-    scheduler: Literal["none", "step", "cosine", "linear"] = "none"  # see training.tricks.lr_factor
+    scheduler: Literal["none", "step", "cosine", "linear"] = "none"  # see schedules.lr_factor
     schedule_unit: Literal["steps", "epochs"] = "steps"  # unit of step_size and decay_start
     step_size: float = 1.0  # 'step': multiply by gamma every step_size units
     gamma: float = 0.1

@@ -1,4 +1,4 @@
-"""Everything the trainer decides before its first step: the settings, the device, which
+"""Everything the trainer decides before its first step: the settings, which
 images to train on, the model's shape from the data, whether an existing run may resume,
 and the signal handler that turns Ctrl-C / SIGTERM into a clean stop."""
 
