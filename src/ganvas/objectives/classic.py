@@ -53,6 +53,7 @@ class ClassicObjective:
         self._d_steps = self._d_done = 0  # D updates due this step, and done so far
         self._first: dict[str, Any] = {}  # the step's first D batch: the lazy penalties' inputs
         self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # for the G phase
+        self._last_fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # for replay
 
     # --- The loop's interface ----------------------------------------------------------------
 
@@ -89,7 +90,8 @@ class ClassicObjective:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.replay is not None and "replay" in state:
-            self.replay.load_state_dict(state["replay"])
+            self.replay.load_state_dict(state["replay"])  # checkpoints load onto the CPU
+            self.replay.to(next(self.parts.G.parameters()).device)
 
     # --- The phases ----------------------------------------------------------------------------
 

@@ -84,6 +84,13 @@ class ReplayBuffer:
         mixed_labels = None if labels is None else torch.cat([old_labels, labels[k:]])
         return torch.cat([old, fake[k:]]), mixed_labels
 
+    def to(self, device: torch.device) -> None:
+        """Keep the stored fakes on `device` (where the fakes and the generator are)."""
+        if self.images is not None:
+            self.images = self.images.to(device)
+        if self.labels is not None:
+            self.labels = self.labels.to(device)
+
     def state_dict(self) -> dict[str, Any]:
         return {"images": self.images, "labels": self.labels, "count": self.count,
                 "next": self.next}  # fmt: skip

@@ -46,14 +46,14 @@ def collect_state(parts: dict[str, Stateful]) -> dict[str, Any]:
 
 
 def restore_state(parts: dict[str, Stateful], saved: dict[str, Any]) -> list[str]:
-    """Load each part's saved entry; returns the names of parts the checkpoint had no entry
-    for (a part added since the checkpoint was written: it keeps its fresh state)."""
+    """Load each part's saved entry; returns the names of parts that have state but no entry
+    in the checkpoint (added since it was written: they keep their fresh state)."""
     saved = migrate_training_state(saved)
     missing = []
     for name, part in parts.items():
         if name in saved:
             part.load_state_dict(saved[name])
-        else:
+        elif part.state_dict():
             missing.append(name)
     return missing
 

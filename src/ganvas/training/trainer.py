@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,16 +221,15 @@ class Trainer:
 
     def run_phase(self, phase: Phase) -> dict[str, torch.Tensor]:
         """Compute the phase's loss, back-propagate it, step its player's optimizer."""
-        if phase.player == "G":
-            self.D.requires_grad_(False)  # G's update needs gradients through D, not for D
-        loss, stats = self.objective.loss(phase)
-        if phase.interval > 1:
-            loss = loss * phase.interval  # lazy regularization
-        optimizer = self.optimizers[phase.player]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        self.D.requires_grad_(True)
+        # G's update needs gradients through D, not for D.
+        with frozen(self.D if phase.player == "G" else None):
+            loss, stats = self.objective.loss(phase)
+            if phase.interval > 1:
+                loss = loss * phase.interval  # lazy regularization
+            optimizer = self.optimizers[phase.player]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         self.objective.after_phase(phase)
         return stats
 
@@ -453,6 +453,20 @@ class Trainer:
         self.log(f"initialised from {source}")
 
 
+@contextmanager
+def frozen(module: torch.nn.Module | None) -> Iterator[None]:
+    """No gradients for `module`'s trainable parameters inside; parts that were frozen
+    already (a pretrained feature network) stay frozen after."""
+    trainable = [] if module is None else [p for p in module.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
 class Window:
     """Statistics summed over the steps between two metrics lines (on the device: no sync
     per step), with the time and the images they took."""
@@ -499,8 +513,9 @@ def train(
         new: delete this run's previous outputs and start from step 0.
         should_stop: called after every step with the step number; True stops (and saves).
         progress: show a progress bar on stderr.
-        overrides: settings applied on top of `config` (or of the saved settings):
-            ['train.steps=5000'] or {'train.steps': 5000}.
+        overrides: with `config` None, settings applied on top of the saved ones:
+            ['train.steps=5000'] or {'train.steps': 5000}. (With a config, put them in
+            `ganvas.load_config(..., overrides=...)`.)
 
     Raises:
         ConfigError: bad settings, a missing dataset, or a resume with changed settings.
