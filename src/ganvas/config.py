@@ -134,6 +134,8 @@ class TrainConfig:
     d_steps_schedule: tuple[tuple[int, int], ...] = ()  # ((step, d_steps), ...): changes at step
     ema: bool = False  # keep an exponential moving average of G (G_ema) for sampling
     ema_beta: float = 0.999
+    ema_kimg: float = 0.0  # > 0: stylegan2-ada's G_ema half-life in kimg (replaces ema_beta)
+    ema_rampup: float = 0.0  # > 0: the half-life is at most rampup × the images seen so far
     seed: int = 0
     device: str = "auto"  # 'auto' = cuda if available, else cpu
     log_interval: int = 50  # steps between metrics.jsonl lines
@@ -162,6 +164,8 @@ class TrainConfig:
         check(self.d_steps >= 1, f"train.d_steps={self.d_steps} must be >= 1")
         _check_schedule(self.d_steps_schedule, "train.d_steps_schedule", lambda v: v >= 1)
         check(0 <= self.ema_beta < 1, f"train.ema_beta={self.ema_beta} must lie in [0, 1)")
+        check(self.ema_kimg >= 0, f"train.ema_kimg={self.ema_kimg} must be >= 0")
+        check(self.ema_rampup >= 0, f"train.ema_rampup={self.ema_rampup} must be >= 0")
         for name in ("log_interval", "sample_interval", "checkpoint_interval", "keep_checkpoints"):
             value = getattr(self, name)
             check(value >= 1, f"train.{name}={value} must be >= 1")

@@ -9,6 +9,7 @@ A pipeline is any object with:
 
     __call__(images [N, C, H, W]) -> images             differentiable
     begin_step(step)                                   called once before each training step
+    observe_real_logits(logits [N])                    D's verdict on reals (ADA adapts to it)
     log_values() -> dict[str, float]                   written with each metrics line
     state_dict() / load_state_dict(state)              saved with every checkpoint
 
@@ -28,6 +29,8 @@ class DInput(Protocol):
 
     def begin_step(self, step: int) -> None: ...
 
+    def observe_real_logits(self, logits: torch.Tensor) -> None: ...
+
     def log_values(self) -> dict[str, float]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -42,6 +45,9 @@ class Identity:
         return images
 
     def begin_step(self, step: int) -> None:
+        pass
+
+    def observe_real_logits(self, logits: torch.Tensor) -> None:
         pass
 
     def log_values(self) -> dict[str, float]:
@@ -62,7 +68,7 @@ def instance_noise_std(initial: float, anneal_steps: int, step: int) -> float:
     return initial * max(0.0, 1.0 - step / anneal_steps)
 
 
-class InstanceNoise:
+class InstanceNoise(Identity):
     """images + N(0, std²) (Sønderby et al. 2017), std annealed over the run."""
 
     def __init__(self, initial_std: float, anneal_steps: int, generator: torch.Generator) -> None:

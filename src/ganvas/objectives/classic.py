@@ -117,6 +117,7 @@ class ClassicObjective:
                                              p.generator)  # fmt: skip
         real_out, fake_out = judge(p, real, real_c), judge(p, shown, shown_c)
         real_logits, fake_logits = adversarial_logits(real_out), adversarial_logits(fake_out)
+        p.d_input.observe_real_logits(real_logits.detach())
         loss = self._adversarial_d_loss(real_logits, fake_logits)
         stats = {"score_real": real_logits.detach().mean(),
                  "score_fake": fake_logits.detach().mean()}  # fmt: skip

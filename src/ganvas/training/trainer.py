@@ -128,7 +128,9 @@ class Trainer:
         config, t = self.config, self.config.train
         torch.manual_seed(t.seed)  # the initial weights are a function of train.seed
         self.G, self.D = (m.to(self.device) for m in build_models(config.model))
-        self.ema = WeightAverage(self.G, t.ema_beta) if t.ema else None
+        self.ema = None
+        if t.ema:
+            self.ema = WeightAverage(self.G, t.ema_beta, t.ema_kimg, t.ema_rampup)
         self.schedule = build_schedule(config, self.family.grows, self.images_per_epoch)
         self.total_steps = self.schedule.total_steps
         try:
@@ -216,7 +218,7 @@ class Trainer:
         for phase in self.objective.phases_due(self.step):
             stats.update(self.run_phase(phase))
         if self.ema is not None:
-            self.ema.update(self.G)
+            self.ema.update(self.G, self.plan.batch_size, self.images_seen)
         return stats
 
     def run_phase(self, phase: Phase) -> dict[str, torch.Tensor]:
