@@ -354,3 +354,140 @@ class MinibatchStdDev(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}"
+
+
+# --- Style-based blocks (StyleGAN2) ----------------------------------------------------------
+
+FIR_TAPS = (1.0, 3.0, 3.0, 1.0)  # StyleGAN2's low-pass filter: the binomial of order 3
+
+
+def fir_kernel(taps: Sequence[float] = FIR_TAPS) -> torch.Tensor:
+    """The separable 2-D filter [k, k] of 1-D `taps` (an even number of them), normalised to
+    sum to 1."""
+    if len(taps) % 2 or len(taps) < 2:
+        raise ValueError(f"FIR taps {list(taps)}: need an even number of them, at least 2")
+    t = torch.tensor(taps, dtype=torch.float32)
+    kernel = torch.outer(t, t)
+    return kernel / kernel.sum()
+
+
+def _depthwise(kernel: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
+    k = kernel.shape[-1]
+    return kernel.to(like.dtype).reshape(1, 1, k, k).repeat(channels, 1, 1, 1)  # [C, 1, k, k]
+
+
+def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W] → [N, C, 2H, 2W]: zeros inserted after every pixel, then low-pass
+    filtered with `kernel` [k, k] (from `fir_kernel`) × 4, which keeps a constant image
+    constant. One depthwise transposed conv, so it runs anywhere and exports to ONNX. Outside
+    the image the input counts as 0, as in stylegan2: the outermost output pixels are darker."""
+    k = kernel.shape[-1]
+    weight = _depthwise(kernel * 4, x.shape[1], x)
+    return F.conv_transpose2d(x, weight, stride=2, padding=(k - 2) // 2, groups=x.shape[1])
+
+
+def downsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W] → [N, C, H/2, W/2]: low-pass filtered with `kernel` [k, k], then every
+    second pixel kept (anti-aliased, unlike strided pooling of high frequencies). One
+    depthwise strided conv; zero padding outside the image, as in stylegan2."""
+    k = kernel.shape[-1]
+    weight = _depthwise(kernel, x.shape[1], x)
+    return F.conv2d(x, weight, stride=2, padding=(k - 2) // 2, groups=x.shape[1])
+
+
+class Upsample2d(nn.Module):
+    """`upsample2d` with the FIR filter of `taps`: [N, C, H, W] → [N, C, 2H, 2W]."""
+
+    def __init__(self, taps: Sequence[float] = FIR_TAPS) -> None:
+        super().__init__()
+        # A constant of the architecture, not state: kept out of checkpoints.
+        self.register_buffer("kernel", fir_kernel(taps), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample2d(x, self.kernel)
+
+
+class Downsample2d(nn.Module):
+    """`downsample2d` with the FIR filter of `taps`: [N, C, H, W] → [N, C, H/2, W/2]."""
+
+    def __init__(self, taps: Sequence[float] = FIR_TAPS) -> None:
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel(taps), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return downsample2d(x, self.kernel)
+
+
+class ScaledLinear(nn.Module):
+    """Linear layer with the equalized learning rate, a learning-rate multiplier and a chosen
+    initial bias (StyleGAN's fully connected layer; `EqualizedLinear` folds an activation
+    gain into the weight instead).
+
+    The weight is stored N(0, 1 / lr_multiplier²) and used × lr_multiplier / sqrt(in_features);
+    the bias is used × lr_multiplier and starts at `bias_init`. Adam moves a stored parameter by
+    about the learning rate whatever its scale, so the used one moves lr_multiplier times as
+    fast: StyleGAN's mapping network learns with lr × 0.01. The style affines start their bias
+    at 1, so every style starts as the identity scale.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = (
+            nn.Parameter(torch.full((out_features,), bias_init / lr_multiplier)) if bias else None
+        )
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, in_features] → [N, out_features]."""
+        bias = None if self.bias is None else self.bias * self.bias_gain
+        return F.linear(x, self.weight * self.weight_gain, bias)
+
+    def extra_repr(self) -> str:
+        out_f, in_f = self.weight.shape
+        return f"{in_f}, {out_f}, lr_multiplier={self.bias_gain:g}, bias={self.bias is not None}"
+
+
+def demodulation(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """1 / ‖s ⊙ w_o‖ for every sample and output channel: [N, O] from weight [O, I, k, k] and
+    styles [N, I]. Σ_{i,k} (s_i w_oik)² = Σ_i s_i² Σ_k w_oik², so no per-sample weights are made."""
+    return torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).t() + eps)
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool = True,
+    padding: int = 0,
+    resample: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """StyleGAN2's modulated convolution (Karras et al. 2020, section 2.2).
+
+    Each sample's kernel is `weight` [O, I, k, k] scaled per input channel by its styles
+    [N, I]; with `demodulate`, each output channel of it is rescaled to unit L2 norm, so inputs
+    of unit variance give outputs of about unit variance, whatever the styles. Computed as
+    scale the input, one shared conv, scale the output: the same numbers as per-sample kernels,
+    with an ordinary conv. `resample` (e.g. `Upsample2d`) runs on the modulated input, before
+    the conv.
+
+    Args:
+        x: [N, I, H, W].
+    Returns:
+        [N, O, H', W'].
+    """
+    x = x * styles[:, :, None, None]
+    if resample is not None:
+        x = resample(x)
+    x = F.conv2d(x, weight, padding=padding)
+    if demodulate:
+        x = x * demodulation(weight, styles)[:, :, None, None]
+    return x
