@@ -144,3 +144,77 @@ def test_training_on_a_subset_of_classes(labelled_dataset, tmp_path):
     with pytest.raises(ConfigError, match="green not in the dataset; its classes: red, blue"):
         Trainer(tiny_config(labelled_dataset.path, **{"data.classes": ["green"]}),
                 tmp_path / "run2", progress=False)  # fmt: skip
+
+
+# --- Truncation (style-based generators) ---------------------------------------------------
+
+
+@pytest.fixture
+def stylegan2_run(tiny_dataset, tmp_path):
+    from ganvas.config import load_config
+    from tests.conftest import TINY_MODELS
+
+    run = tmp_path / "sg2"
+    cfg = load_config(overrides={
+        "data.path": str(tiny_dataset.path), "model.family": "stylegan2",
+        **TINY_MODELS["stylegan2"], "train.batch_size": 8, "train.steps": 4, "train.ema": True,
+        "train.device": "cpu", "train.n_samples": 4, "train.tensorboard": False,
+    })  # fmt: skip
+    train(cfg, run, progress=False)
+    return run
+
+
+def test_truncation_pulls_samples_toward_the_average_image(stylegan2_run):
+    g = load(stylegan2_run, device="cpu")
+    assert g.supports_truncation
+    mean = g.sample(4, seed=0, truncation=0.0)
+    assert all(torch.equal(img, mean[0]) for img in mean)  # every seed: the same image
+    assert torch.equal(mean, g.sample(4, seed=9, truncation=0.0))
+    plain = g.sample(4, seed=0)
+    assert torch.equal(plain, g.sample(4, seed=0, truncation=1.0))  # ψ = 1 is off
+    half = g.sample(4, seed=0, truncation=0.5, dtype=torch.float32)
+    spread = g.sample(4, seed=0, dtype=torch.float32)
+    assert 0 < half.std(dim=0).mean() < spread.std(dim=0).mean()  # less varied, not collapsed
+    assert torch.equal(g.sample(6, seed=3, truncation=0.7, batch_size=4)[:4],
+                       g.sample(4, seed=3, truncation=0.7))  # fmt: skip
+
+
+def test_truncation_for_a_generator_without_it_is_a_clear_error(run_dir, tmp_path):
+    from ganvas.inference import run_generator
+
+    g = load(run_dir, device="cpu")
+    assert not g.supports_truncation
+    with pytest.raises(ValueError, match="dcgan family does not support truncation"):
+        g.sample(4, seed=0, truncation=0.7)
+    with pytest.raises(ValueError, match="does not support truncation"):
+        g.save_grid(tmp_path / "grid.png", n=4, truncation=0.7)
+    with pytest.raises(ValueError, match="does not support truncation"):
+        run_generator(g.G, g.latents(2), truncation=0.7)
+    assert not (tmp_path / "grid.png").exists()
+
+
+def test_sample_command_takes_truncation(stylegan2_run, run_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from ganvas.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "t.png"
+    done = runner.invoke(app, ["sample", str(stylegan2_run), "--n", "4", "--truncation", "0.5",
+                               "--device", "cpu", "--out", str(out)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "truncation 0.5" in done.output
+    expected = load(stylegan2_run, device="cpu").sample_numpy(4, seed=0, truncation=0.5)
+    with Image.open(out) as grid:
+        assert np.array_equal(np.asarray(grid)[2:18, 2:18], expected[0])
+    each = tmp_path / "each"
+    done = runner.invoke(app, ["sample", str(stylegan2_run), "--n", "2", "--truncation", "0",
+                               "--device", "cpu", "--out-dir", str(each)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    first, second = (np.asarray(Image.open(each / f"00000{i}.png")) for i in range(2))
+    assert np.array_equal(first, second)
+    refused = runner.invoke(app, ["sample", str(run_dir), "--truncation", "0.7",
+                                  "--out", str(tmp_path / "no.png")])  # fmt: skip
+    assert refused.exit_code == 2
+    assert "does not support truncation" in refused.output
+    assert not (tmp_path / "no.png").exists()

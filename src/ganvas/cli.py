@@ -372,6 +372,13 @@ def sample(
     resolution: Annotated[
         int | None, typer.Option(help="Growing GANs (ProGAN): sample at this finished resolution.")
     ] = None,
+    truncation: Annotated[
+        float | None,
+        typer.Option(
+            help="Style-based GANs (StyleGAN2): pull each w toward the average w by ψ, usually"
+            " in [0, 1] (1 = off, 0 = the average image; 0.7 = typical, less varied)."
+        ),
+    ] = None,
 ) -> None:
     """Draw images from a trained generator, as a grid and/or one file per image."""
     from ganvas.generate import load
@@ -384,6 +391,7 @@ def sample(
         pipeline = load(run, checkpoint=checkpoint, device=device, ema=ema)
         if resolution is not None:
             pipeline.set_resolution(resolution)
+        pipeline.check_truncation(truncation)
         if (class_ or class_swap) and not pipeline.conditional:
             raise ValueError(f"{run} is not class-conditional: --class and --class-swap need one")
         chosen = None if not class_ or "all" in class_ else list(class_)
@@ -394,21 +402,25 @@ def sample(
     except (*_user_errors(), ValueError) as err:
         _fail(err)
     what = f"step {pipeline.step}, {pipeline.weights}"
+    if truncation is not None:
+        what += f", truncation {truncation:g}"
     if class_swap:
-        pipeline.save_class_swap(out, n=n_per_class, seed=seed)
+        pipeline.save_class_swap(out, n=n_per_class, seed=seed, truncation=truncation)
         console.print(f"[green]wrote[/] {out} (class swap, {n_per_class} latents, {what})")
         return
     if out is not None:
         total = n_per_class * len(chosen or range(pipeline.num_classes)) if class_ else n
-        pipeline.save_grid(out, n=total, seed=seed, nrow=nrow, classes=chosen)
+        pipeline.save_grid(out, n=total, seed=seed, nrow=nrow, classes=chosen,
+                           truncation=truncation)  # fmt: skip
         console.print(f"[green]wrote[/] {out} ({what})")
     if out_dir is not None:
         if pipeline.conditional:
-            written = pipeline.save_per_class(out_dir, per_class, seed=seed, classes=chosen)
+            written = pipeline.save_per_class(out_dir, per_class, seed=seed, classes=chosen,
+                                              truncation=truncation)  # fmt: skip
             count = sum(len(paths) for paths in written.values())
             console.print(f"[green]wrote[/] {count} images to {out_dir}/<class>/ ({what})")
         else:
-            paths = pipeline.save_images(out_dir, n=n, seed=seed)
+            paths = pipeline.save_images(out_dir, n=n, seed=seed, truncation=truncation)
             console.print(f"[green]wrote[/] {len(paths)} images to {out_dir} ({what})")
 
 

@@ -4,6 +4,7 @@ g = ganvas.load("runs/a")              # newest checkpoint, G_ema when the run k
 imgs = g.sample(16, seed=0)            # uint8 [16, C, H, W], values 0..255
 imgs = g.sample(16, seed=0, dtype=torch.float32)   # float in [0, 1]
 g.save_grid("grid.png", n=64, seed=7)
+imgs = g.sample(16, seed=0, truncation=0.7)       # StyleGAN2: typical, less varied images
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from torch import nn
 from ganvas.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from ganvas.config import Config
 from ganvas.grid import image_grid, labelled_grid, to_pil
-from ganvas.inference import latents, resolve_device, run_generator, to_uint8, to_uint8_nhwc
+from ganvas.inference import (
+    latents,
+    resolve_device,
+    run_generator,
+    supports_truncation,
+    to_uint8,
+    to_uint8_nhwc,
+)
 from ganvas.io import save_image_atomic
 from ganvas.models.registry import build_models, get_family
 from ganvas.rundir import RunDir
@@ -62,14 +70,32 @@ class GeneratorPipeline:
     def conditional(self) -> bool:
         return get_family(self.config.model.family).conditional
 
+    @property
+    def supports_truncation(self) -> bool:
+        """Whether `truncation=ψ` may be passed (style-based generators: stylegan2)."""
+        return supports_truncation(self.G)
+
+    def check_truncation(self, truncation: float | None) -> None:
+        """Raise ValueError if `truncation` is set and this generator cannot use it."""
+        if truncation is not None and not self.supports_truncation:
+            raise ValueError(
+                f"truncation={truncation}: the {self.config.model.family} family does not "
+                "support truncation (stylegan2 does); leave it unset"
+            )
+
     def generate(
-        self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        batch_size: int = 256,
+        truncation: float | None = None,
     ) -> torch.Tensor:
         """z [N, z_dim] (and class labels [N] if conditional) → float images [N, C, H, W] in
-        [-1, 1], the generator's raw range, on the CPU."""
+        [-1, 1], the generator's raw range, on the CPU. `truncation`: see `sample`."""
         if self.conditional and labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
-        return run_generator(self.G, z, labels, batch_size, self.device)
+        self.check_truncation(truncation)
+        return run_generator(self.G, z, labels, batch_size, self.device, truncation)
 
     def sample(
         self,
@@ -78,6 +104,7 @@ class GeneratorPipeline:
         dtype: torch.dtype = torch.uint8,
         batch_size: int = 256,
         labels: torch.Tensor | None = None,
+        truncation: float | None = None,
     ) -> torch.Tensor:
         """Draw `n` images; the same `seed` always gives the same images.
 
@@ -88,22 +115,36 @@ class GeneratorPipeline:
             batch_size: images per forward pass; does not change the result.
             labels: class of each image (int64 [n]) for conditional generators; by default
                 image i gets class i mod num_classes.
+            truncation: ψ, for generators that support it (`supports_truncation`): each w is
+                pulled toward the average w, w_avg + ψ·(w − w_avg). 1 = off, 0 = the average
+                image for every seed; 0.5–0.7 trades variety for typical, cleaner images.
+                None (default): the generator's own call (no truncation).
 
         Returns:
             A CPU tensor [n, C, H, W].
+
+        Raises:
+            ValueError: n < 1, or `truncation` for a generator without truncation.
         """
         if n < 1:
             raise ValueError(f"n={n} must be >= 1")
         if self.conditional and labels is None:
             labels = torch.arange(n) % self.num_classes
-        img = self.generate(self.latents(n, seed), labels, batch_size)
+        img = self.generate(self.latents(n, seed), labels, batch_size, truncation)
         if dtype == torch.uint8:
             return to_uint8(img)
         return ((img + 1) / 2).to(dtype)
 
-    def sample_numpy(self, n: int, seed: int = 0, labels: torch.Tensor | None = None) -> np.ndarray:
+    def sample_numpy(
+        self,
+        n: int,
+        seed: int = 0,
+        labels: torch.Tensor | None = None,
+        truncation: float | None = None,
+    ) -> np.ndarray:
         """Like `sample` but uint8 [n, H, W, C] numpy, ready for PIL or a contact sheet."""
-        return self.sample(n, seed, labels=labels).permute(0, 2, 3, 1).numpy()
+        images = self.sample(n, seed, labels=labels, truncation=truncation)
+        return images.permute(0, 2, 3, 1).numpy()
 
     def class_index(self, name: str | int) -> int:
         """The label of a class given by name or number.
@@ -129,33 +170,41 @@ class GeneratorPipeline:
         nrow: int | None = None,
         padding: int = 2,
         classes: list[str | int] | None = None,
+        truncation: float | None = None,
     ) -> Path:
         """Write a PNG contact sheet of `n` samples. For a conditional generator each row is
         one class (all, or those in `classes`), labelled with its name; n is rounded up to
-        fill the rows."""
+        fill the rows. `truncation`: see `sample`."""
         if not self.conditional:
-            grid = image_grid(self.sample_numpy(n, seed), nrow=nrow, padding=padding)
+            pictures = self.sample_numpy(n, seed, truncation=truncation)
+            grid = image_grid(pictures, nrow=nrow, padding=padding)
         else:
             chosen = [self.class_index(c) for c in (classes or range(self.num_classes))]
             per_class = -(-n // len(chosen))
             labels = torch.tensor(chosen).repeat_interleave(per_class)
-            images = self.sample_numpy(len(labels), seed, labels=labels)
+            images = self.sample_numpy(len(labels), seed, labels=labels, truncation=truncation)
             names = [self._row_names()[i] for i in chosen]
             grid = labelled_grid(images, names, padding=padding)
         save_image_atomic(path, to_pil(grid))
         return Path(path)
 
-    def class_swap(self, n: int = 8, seed: int = 0) -> np.ndarray:
+    def class_swap(self, n: int = 8, seed: int = 0, truncation: float | None = None) -> np.ndarray:
         """The same n latent vectors (columns) rendered as every class (rows): uint8
         [num_classes · n, H, W, C] in row order (seeds/001's class-swap figure)."""
         if not self.conditional:
             raise ValueError("class swap needs a class-conditional generator")
         z = self.latents(n, seed).repeat(self.num_classes, 1)
         labels = torch.arange(self.num_classes).repeat_interleave(n)
-        return to_uint8_nhwc(self.generate(z, labels))
+        return to_uint8_nhwc(self.generate(z, labels, truncation=truncation))
 
-    def save_class_swap(self, path: str | os.PathLike, n: int = 8, seed: int = 0) -> Path:
-        grid = labelled_grid(self.class_swap(n, seed), self._row_names())
+    def save_class_swap(
+        self,
+        path: str | os.PathLike,
+        n: int = 8,
+        seed: int = 0,
+        truncation: float | None = None,
+    ) -> Path:
+        grid = labelled_grid(self.class_swap(n, seed, truncation), self._row_names())
         save_image_atomic(path, to_pil(grid))
         return Path(path)
 
@@ -165,6 +214,7 @@ class GeneratorPipeline:
         n_per_class: int,
         seed: int = 0,
         classes: list[str | int] | None = None,
+        truncation: float | None = None,
     ) -> dict[str, list[Path]]:
         """Write folder/<class name>/000000.png ... for each class (all by default).
 
@@ -176,7 +226,7 @@ class GeneratorPipeline:
         for index in chosen:
             name = self._row_names()[index]
             labels = torch.full((n_per_class,), index, dtype=torch.long)
-            pictures = self.sample_numpy(n_per_class, seed, labels=labels)
+            pictures = self.sample_numpy(n_per_class, seed, labels=labels, truncation=truncation)
             target = folder / _safe_folder_name(name)
             target.mkdir(parents=True, exist_ok=True)
             written[name] = []
@@ -191,12 +241,14 @@ class GeneratorPipeline:
             return self.class_names
         return [str(i) for i in range(self.num_classes)]
 
-    def save_images(self, folder: str | os.PathLike, n: int, seed: int = 0) -> list[Path]:
-        """Write `n` samples as folder/000000.png, 000001.png, ..."""
+    def save_images(
+        self, folder: str | os.PathLike, n: int, seed: int = 0, truncation: float | None = None
+    ) -> list[Path]:
+        """Write `n` samples as folder/000000.png, 000001.png, ... (`truncation`: see `sample`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for i, picture in enumerate(self.sample_numpy(n, seed)):
+        for i, picture in enumerate(self.sample_numpy(n, seed, truncation=truncation)):
             path = folder / f"{i:06d}.png"
             save_image_atomic(path, to_pil(picture))
             paths.append(path)
