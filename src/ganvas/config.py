@@ -29,6 +29,11 @@ __all__ = ["CONFIG_VERSION", "Config", "ConfigError", "check", "load_config"]
 
 CONFIG_VERSION = 1  # the version of the config layout this ganvas writes
 
+# The augmentations' names, here so that checking a config needs no torch (ganvas.augment
+# implements them and its tests check that the lists agree).
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+ADA_PIPELINES = ("blit", "geom", "color", "bg", "bgc")  # b: blit, g: geometric, c: colour
+
 
 def _check_schedule(schedule: tuple, key: str, valid_value: Any) -> None:
     steps = [step for step, _ in schedule]
@@ -145,6 +150,14 @@ class TrainConfig:
     n_samples: int = 64  # images in each sample grid
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs ([-1, 1] units)
     instance_noise_anneal: int = 0  # steps over which it decays linearly to 0 (0 = constant)
+    # Augmentation of every image D sees (docs/augment.md); instance noise is added after it.
+    augment: Literal["none", "diffaugment", "ada"] = "none"
+    diffaugment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in order
+    ada_target: float = 0.6  # ADA: the E[sign(D(real))] that p steers toward
+    ada_kimg: float = 500.0  # ADA: p can move by 1 in this many thousand real images
+    ada_interval: int = 4  # ADA: steps between updates of p
+    ada_p: float = 0.0  # ADA: p at step 0 (a resume continues with the saved p)
+    ada_pipeline: str = "bgc"  # ADA: groups of transforms, one of ADA_PIPELINES
     replay_size: int = 0  # experience replay: capacity of the buffer of past fakes (0 = off)
     replay_every: int = 1  # replay into every N-th step's D updates
     replay_fraction: float = 0.5  # share of D's fake batch taken from the buffer then
@@ -173,6 +186,21 @@ class TrainConfig:
         check(self.instance_noise >= 0, f"train.instance_noise={self.instance_noise} must be >= 0")
         check(self.instance_noise_anneal >= 0,
               f"train.instance_noise_anneal={self.instance_noise_anneal} must be >= 0")  # fmt: skip
+        policy = [op.strip() for op in self.diffaugment_policy.split(",")]
+        check(
+            all(op in DIFFAUGMENT_OPS for op in policy) and len(set(policy)) == len(policy),
+            f"train.diffaugment_policy={self.diffaugment_policy!r} must list some of "
+            f"{', '.join(DIFFAUGMENT_OPS)}, each at most once, comma-separated",
+        )
+        check(0 <= self.ada_target < 1, f"train.ada_target={self.ada_target} must lie in [0, 1)")
+        check(self.ada_kimg > 0, f"train.ada_kimg={self.ada_kimg} must be > 0")
+        check(self.ada_interval >= 1, f"train.ada_interval={self.ada_interval} must be >= 1")
+        check(0 <= self.ada_p <= 1, f"train.ada_p={self.ada_p} must lie in [0, 1]")
+        check(
+            self.ada_pipeline in ADA_PIPELINES,
+            f"train.ada_pipeline={self.ada_pipeline!r} is not allowed; choose one of "
+            f"{', '.join(ADA_PIPELINES)}",
+        )
         check(self.eval_interval >= 0, f"train.eval_interval={self.eval_interval} must be >= 0")
         check(self.eval_n >= 2, f"train.eval_n={self.eval_n} must be >= 2")
         check(self.replay_size >= 0, f"train.replay_size={self.replay_size} must be >= 0")

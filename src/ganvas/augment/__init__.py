@@ -1,9 +1,8 @@
 """The D-input pipeline: one callable that every image the discriminator sees passes through.
 
 Reals, fakes, the fakes of G's phase, gradient-penalty interpolates and R1 inputs all go
-through `d_input(images)`, so an augmentation (instance noise today; DiffAugment and ADA next)
-is applied the same way everywhere, and gradients flow through it back to G and to the
-penalties' inputs.
+through `d_input(images)`, so an augmentation (DiffAugment, ADA, instance noise) is applied the
+same way everywhere, and gradients flow through it back to G and to the penalties' inputs.
 
 A pipeline is any object with:
 
@@ -95,10 +94,62 @@ class InstanceNoise(Identity):
         self.std = float(state.get("std", self.initial_std))
 
 
+class Chain:
+    """Named pipelines applied one after the other; their logs merged, their states saved
+    under their names."""
+
+    def __init__(self, parts: dict[str, DInput]) -> None:
+        self.parts = parts
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        for part in self.parts.values():
+            images = part(images)
+        return images
+
+    def begin_step(self, step: int) -> None:
+        for part in self.parts.values():
+            part.begin_step(step)
+
+    def observe_real_logits(self, logits: torch.Tensor) -> None:
+        for part in self.parts.values():
+            part.observe_real_logits(logits)
+
+    def log_values(self) -> dict[str, float]:
+        return {k: v for part in self.parts.values() for k, v in part.log_values().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: part.state_dict() for name, part in self.parts.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, part in self.parts.items():
+            part.load_state_dict(state.get(name, {}))
+
+
 def build_d_input(train_config: Any, generator: torch.Generator) -> DInput:
-    """The pipeline the train settings ask for."""
-    if train_config.instance_noise > 0:
-        return InstanceNoise(
-            train_config.instance_noise, train_config.instance_noise_anneal, generator
-        )
-    return Identity()
+    """The pipeline the train settings ask for: `train.augment` (DiffAugment or ADA), then
+    instance noise when `train.instance_noise` > 0 (noise on the augmented images, as if the
+    augmentation were part of the data).
+
+    Args:
+        train_config: the run's `TrainConfig`.
+        generator: the run's noise generator; every pipeline draws from it alone.
+    """
+    t = train_config
+    parts: dict[str, DInput] = {}
+    if t.augment == "diffaugment":
+        from ganvas.augment.diffaugment import DiffAugment
+
+        parts["augment"] = DiffAugment(t.diffaugment_policy, generator)
+    elif t.augment == "ada":
+        from ganvas.augment.ada import AdaptiveAugment
+
+        parts["augment"] = AdaptiveAugment(generator, t.ada_pipeline, t.ada_p, t.ada_target,
+                                           t.ada_kimg, t.ada_interval)  # fmt: skip
+    if t.instance_noise > 0:
+        parts["instance_noise"] = InstanceNoise(t.instance_noise, t.instance_noise_anneal,
+                                                generator)  # fmt: skip
+    if not parts:
+        return Identity()
+    if len(parts) == 1:  # saved as the part's own state, as runs before Chain saved it
+        return next(iter(parts.values()))
+    return Chain(parts)
