@@ -97,6 +97,7 @@ TINY_MODELS = {
                    "model.embed_dim": 8},
     "progan": {"model.z_dim": 16, "model.max_width": 16, "model.width_base": 128,
                "model.start_resolution": 4},
+    "r3gan": {"model.g_width": 16, "model.d_width": 16, "model.z_dim": 16, "model.group_width": 8},
     "stylegan2": {"model.z_dim": 16, "model.w_dim": 16, "model.mapping_layers": 2,
                   "model.channel_base": 128, "model.channel_max": 16},
 }  # fmt: skip

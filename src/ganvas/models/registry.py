@@ -161,6 +161,7 @@ BUILTIN_FAMILY_MODULES = (
     "acgan",
     "projection",
     "progan",
+    "r3gan",
     "stylegan2",
 )
 
