@@ -197,3 +197,24 @@ def test_periodic_evaluation_keeps_the_best_checkpoint(inception_weights, tmp_pa
     best = (tmp_path / "run" / "checkpoints" / "best").read_text().strip()
     assert int(best) == best_step
     assert (tmp_path / "run" / "checkpoints" / best / "G.safetensors").is_file()  # not pruned
+
+
+@pytest.mark.slow
+def test_training_with_eval_interval_keeps_the_best_and_records_the_protocol(
+    inception_weights, tmp_path
+):
+    from ganvas import checkpoint as ckpt
+    from tests.conftest import make_blobs, read_metrics, write_dataset
+
+    data = write_dataset(tmp_path / "data", make_blobs(64))
+    cfg = tiny_config(data.path, **{"train.steps": 10, "train.eval_interval": 5,
+                                    "train.eval_n": 16, "train.eval_metric": "kid",
+                                    "train.eval_weights": str(inception_weights)})  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    evals = [r for r in read_metrics(tmp_path / "run") if r.get("event") == "eval"]
+    assert [r["step"] for r in evals] == [5, 10]
+    assert all(r["protocol"]["n_fake"] == 16 for r in evals)
+    assert evals[0]["protocol"]["generator"]["step"] == 5
+    best = ckpt.best_checkpoint(tmp_path / "run")
+    best_step = min(evals, key=lambda r: r["kid_mean"])["step"]
+    assert best is not None and int(best.name) == best_step

@@ -373,9 +373,11 @@ class Trainer:
         key = "fid" if t.eval_metric == "fid" else "kid_mean"
         scores = evaluate(generate, self.dataset, metrics=(t.eval_metric,), n=t.eval_n,
                           split=t.eval_split, weights=t.eval_weights or None,
-                          device=str(self.device), verbose=False)  # fmt: skip
+                          device=str(self.device), verbose=False,
+                          generator_info={"weights": "G_ema" if self.G_ema is not None else "G",
+                                          "step": self.step})  # fmt: skip
         value = float(scores[key])
-        record = {"step": self.step, "event": "eval", key: value}
+        record = {"step": self.step, "event": "eval", key: value, "protocol": scores["protocol"]}
         if self.best_metric is None or value < self.best_metric:
             self.best_metric = value
             if last_saved != self.step:
