@@ -10,6 +10,9 @@ and p follows D's overfitting: every `interval` steps
 so p can go from 0 to 1 in `kimg` thousand real images. Below p ≈ 0.8 the transforms do not
 "leak" (G is not pushed to produce augmented-looking images): each one keeps a share of the
 images as they are, so the distribution of augmented images still determines the original one.
+At p = 1 the x-flip, the quarter turns, the luma flip and the hue rotation do leak: chosen
+uniformly over their whole group, they make an image and its flipped, turned or hue-shifted
+version indistinguishable after augmentation (tests/augment/test_leak.py, docs/augment.md).
 
 The groups (ada_pipeline: 'blit', 'geom', 'color', 'bg' or 'bgc'), in the paper's order:
 
@@ -149,13 +152,14 @@ def resample(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         [N, C, H, W]; outside the image it reads the mirror image (edge pixel repeated).
     """
     n, c, h, w = images.shape
+    dtype = torch.promote_types(images.dtype, torch.float32)  # coordinates need float32 at least
     # Four bilinear samples per output pixel, averaged: a shrunk image aliases less than with
     # one (the paper filters with a wavelet instead: sharper, and costlier). The identity
     # comes out blurred by [1/8, 3/4, 1/8] along each axis.
-    grid = F.affine_grid(theta.to(images.dtype), [n, c, 2 * h, 2 * w], align_corners=False)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
+    grid = F.affine_grid(theta.to(dtype), [n, c, 2 * h, 2 * w], align_corners=False)
+    out = F.grid_sample(images.to(dtype), grid, mode="bilinear", padding_mode="reflection",
                         align_corners=False)  # fmt: skip
-    return F.avg_pool2d(out, 2)
+    return F.avg_pool2d(out, 2).to(images.dtype)
 
 
 def geom(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
