@@ -21,8 +21,8 @@ Channels at side r are min(channel_base // r, channel_max) in both networks (con
 and 512; stylegan2-ada below 512 px: 16384 and 512). Every layer uses the equalized learning
 rate: weights stored N(0, 1), scaled at run time. Resampling uses the [1, 3, 3, 1] FIR filter as
 depthwise convs (`layers.upsample2d`, `layers.downsample2d`) and modulation an ordinary conv
-between two scalings (`layers.modulated_conv2d`): no custom ops, so it runs on CPU and GPU and
-exports to ONNX. Up- and downsampling convs filter first and then convolve at the new size
+between two scalings (`layers.modulated_conv2d`): no custom ops, so it runs on CPU and GPU,
+and every op has an ONNX counterpart (export is not tested yet). Up- and downsampling convs filter first and then convolve at the new size
 (stylegan2-ada fuses the two into a strided or transposed conv).
 
 Noise: `noise_mode` 'random' draws fresh noise (from the `generator` given, else torch's

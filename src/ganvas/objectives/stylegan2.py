@@ -15,8 +15,8 @@ needs one), as stylegan2-ada does; every phase draws its own z. Every random num
 `parts.generator`, and every image D sees goes through `parts.d_input` (`judge`), the R1
 inputs included, so R1 is taken with respect to the images before augmentation.
 
-The `loss.*` settings of the classic objective do not apply here; this family's are in
-`model.*` (see `StyleGAN2Config`).
+The classic objective's settings (`loss.*`, `train.d_steps`, `train.replay_*`) do not apply
+here; this family's are in `model.*` (see `StyleGAN2Config`).
 """
 
 from __future__ import annotations
