@@ -84,6 +84,7 @@ def run_recipe(name: str, data_path: Path, run_dir: Path, args, extractor, datas
         return done
 
     evaluate_now(0)
+    clock["since"] = time.perf_counter()  # the clock counts training only
     trainer.fit(should_stop=should_stop)
     G = pick_generator(trainer.G, trainer.G_ema)
     samples = to_uint8(run_generator(G, latents(args.n, cfg.model.z_dim, seed=7)))

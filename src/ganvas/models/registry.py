@@ -9,8 +9,10 @@ The contract every family keeps:
     D = Discriminator(cfg);  D(img, c | None) → logits [N]
         or, for families with an auxiliary classifier, (logits [N], class_logits [N, K])
 Unconditional families accept and ignore c; conditional ones (Family.conditional) need it.
-Growing families (ProGAN, `Family.grows`) also have `set_stage(resolution, alpha)` on G and
-D; their G's output layer is linear, trained toward [-1, 1] (samplers clamp).
+Some G output layers are linear (ProGAN, StyleGAN2, R3GAN), trained toward [-1, 1]: the
+samplers clamp (`ganvas.inference.run_generator`). Growing families (ProGAN, `Family.grows`)
+also have `set_stage(resolution, alpha)` on G and D. A G with `supports_truncation = True`
+takes `truncation=ψ` (StyleGAN2).
 """
 
 from __future__ import annotations
