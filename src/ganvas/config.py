@@ -163,6 +163,7 @@ class TrainConfig:
     replay_fraction: float = 0.5  # share of D's fake batch taken from the buffer then
     tensorboard: bool = True
     init_from: str = ""  # start from the weights of this run's newest checkpoint (fine-tuning)
+    freeze_d: int = 0  # FreezeD: D's input layer and first N blocks do not learn (fine-tuning)
     eval_interval: int = 0  # steps between FID/KID evaluations (0 = off); the best is kept
     eval_metric: Literal["fid", "kid"] = "fid"
     eval_n: int = 1000  # generated images per evaluation
@@ -201,6 +202,7 @@ class TrainConfig:
             f"train.ada_pipeline={self.ada_pipeline!r} is not allowed; choose one of "
             f"{', '.join(ADA_PIPELINES)}",
         )
+        check(self.freeze_d >= 0, f"train.freeze_d={self.freeze_d} must be >= 0")
         check(self.eval_interval >= 0, f"train.eval_interval={self.eval_interval} must be >= 0")
         check(self.eval_n >= 2, f"train.eval_n={self.eval_n} must be >= 2")
         check(self.replay_size >= 0, f"train.replay_size={self.replay_size} must be >= 0")

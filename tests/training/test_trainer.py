@@ -213,3 +213,27 @@ def test_parts_of_d_frozen_on_purpose_stay_frozen_and_unchanged(tiny_dataset, tm
         trainer.step += 1
     assert not first.requires_grad and torch.equal(first, before)
     assert all(p.requires_grad for p in list(trainer.D.parameters())[1:])
+
+
+def test_freeze_d_keeps_the_first_discriminator_blocks_as_they_came(tiny_dataset, tmp_path):
+    from ganvas.config import load_config
+    from tests.conftest import TINY_MODELS
+
+    settings = tiny_config(tiny_dataset.path).to_dict()["train"]
+    cfg = load_config(overrides={"data.path": str(tiny_dataset.path), "model.family": "stylegan2",
+                                 "model.resolution": 16, **TINY_MODELS["stylegan2"],
+                                 **{f"train.{k}": v for k, v in settings.items()},
+                                 "train.freeze_d": 1})  # fmt: skip
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    frozen = [*trainer.D.fromrgb.parameters(), *trainer.D.blocks[0].parameters()]
+    learning = list(trainer.D.blocks[1].parameters())
+    before = [p.detach().clone() for p in frozen + learning]
+    for _ in range(3):
+        trainer.train_step()
+        trainer.step += 1
+    after = frozen + learning
+    assert all(torch.equal(a, b) for a, b in zip(after[: len(frozen)], before))
+    assert any(not torch.equal(a, b) for a, b in zip(after[len(frozen) :], before[len(frozen) :]))
+    with pytest.raises(ConfigError, match="has no list of blocks"):
+        Trainer(tiny_config(tiny_dataset.path, **{"train.freeze_d": 1}), tmp_path / "r2",
+                progress=False)  # fmt: skip

@@ -127,6 +127,27 @@ def check_resumable(run_dir: Path, config: Config) -> None:
         )
 
 
+def freeze_discriminator_blocks(D: Any, count: int, family: str) -> None:
+    """FreezeD (Mo, Cho & Shin 2020): when fine-tuning on a small set, D's input layer and
+    its first `count` blocks (the highest resolutions) keep the weights they came with.
+
+    Raises:
+        ConfigError: the family's D has no `blocks` list, or fewer blocks than `count`.
+    """
+    import torch.nn as nn
+
+    blocks = getattr(D, "blocks", None)
+    if not isinstance(blocks, nn.ModuleList):
+        raise ConfigError(f"train.freeze_d={count}: the {family} discriminator has no list of "
+                          "blocks to freeze (stylegan2's has)")  # fmt: skip
+    if count > len(blocks):
+        raise ConfigError(f"train.freeze_d={count} but the {family} discriminator has "
+                          f"{len(blocks)} blocks at this resolution")  # fmt: skip
+    for module in [getattr(D, "fromrgb", None), *blocks[:count]]:
+        if module is not None:
+            module.requires_grad_(False)
+
+
 class StopOnSignal:
     """First Ctrl-C (or SIGTERM, e.g. a scheduler's preemption): finish the current step,
     checkpoint, stop. A second one stops at once."""

@@ -53,6 +53,7 @@ from ganvas.training.schedules import StepPlan, build_schedule, lr_factor, make_
 from ganvas.training.setup import (
     StopOnSignal,
     check_resumable,
+    freeze_discriminator_blocks,
     resolve_model_shape,
     resolve_run_config,
     select_training_images,
@@ -128,6 +129,8 @@ class Trainer:
         config, t = self.config, self.config.train
         torch.manual_seed(t.seed)  # the initial weights are a function of train.seed
         self.G, self.D = (m.to(self.device) for m in build_models(config.model))
+        if t.freeze_d:
+            freeze_discriminator_blocks(self.D, t.freeze_d, config.model.family)
         self.ema = None
         if t.ema:
             self.ema = WeightAverage(self.G, t.ema_beta, t.ema_kimg, t.ema_rampup)
