@@ -131,3 +131,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
     text = (Path(run_dir) / "metrics.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def colour_gap(trainer, dataset: Dataset) -> float:
+    """Mean absolute gap between the mean colour of the trainer's fixed-noise samples and of
+    the dataset, in [-1, 1] units: training should shrink it."""
+    data_mean = torch.from_numpy(dataset.images[:].astype(np.float32) / 127.5 - 1).mean((0, 1, 2))
+    return (trainer.sample_fixed().mean((0, 2, 3)) - data_mean).abs().mean().item()

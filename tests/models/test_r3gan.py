@@ -5,7 +5,6 @@ pipeline, the γ schedule) against hand computations; it learns the test data's 
 import math
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ from ganvas.objectives.r3gan import (
     relativistic_g_loss,
 )
 from ganvas.training.trainer import Trainer
-from tests.conftest import TINY_MODELS, make_blobs, write_dataset
+from tests.conftest import TINY_MODELS, colour_gap, make_blobs, write_dataset
 
 
 def _model_config(resolution: int = 16, channels: int = 3, **extra):
@@ -298,13 +297,7 @@ def test_it_moves_sample_colours_toward_the_data(tmp_path):
                  "train.sample_interval": 1000, "train.checkpoint_interval": 1000,
                  "train.n_samples": 8}  # fmt: skip
     trainer = Trainer(load_config(overrides=overrides), tmp_path / "run", progress=False)
-    pixels = data.images[:].astype(np.float32) / 127.5 - 1
-    data_mean = torch.from_numpy(pixels).mean((0, 1, 2))
-
-    def colour_gap() -> float:
-        return (trainer.sample_fixed().mean((0, 2, 3)) - data_mean).abs().mean().item()
-
-    before = colour_gap()
+    before = colour_gap(trainer, data)
     trainer.fit()
-    after = colour_gap()
+    after = colour_gap(trainer, data)
     assert after < 0.4 * before, f"r3gan: colour gap {before:.3f} → {after:.3f}"

@@ -20,7 +20,7 @@ from ganvas.models.layers import (
 from ganvas.models.registry import build_models
 from ganvas.objectives.stylegan2 import mix_styles, path_length_penalty, r1_gamma_auto
 from ganvas.training.trainer import Trainer, train
-from tests.conftest import TINY_MODELS, assert_same_checkpoint
+from tests.conftest import TINY_MODELS, assert_same_checkpoint, colour_gap
 
 
 def _cfg(resolution: int = 16, **extra):
@@ -325,19 +325,12 @@ def test_it_moves_sample_colours_toward_the_data(tiny_dataset, tmp_path):
     """The learning check of tests/training/test_families.py, with this family's recipe: the
     mean colour gap of 8 fixed-noise samples to the (reddish) data must shrink by 40 % in 300
     steps (measured: 0.65 → 0.03)."""
-    import numpy as np
 
     cfg = _run_config(tiny_dataset.path, steps=300, **{
         "model.pl_interval": 4, "model.r1_interval": 16, "train.ema": False,
         "train.log_interval": 100, "train.n_samples": 8})  # fmt: skip
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    pixels = tiny_dataset.images[:].astype(np.float32) / 127.5 - 1
-    data_mean = torch.from_numpy(pixels).mean((0, 1, 2))
-
-    def colour_gap() -> float:
-        return (trainer.sample_fixed().mean((0, 2, 3)) - data_mean).abs().mean().item()
-
-    before = colour_gap()
+    before = colour_gap(trainer, tiny_dataset)
     trainer.fit()
-    after = colour_gap()
+    after = colour_gap(trainer, tiny_dataset)
     assert after < 0.6 * before, f"colour gap {before:.3f} → {after:.3f}"

@@ -5,12 +5,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from ganvas.config import load_config, preset_names
 from ganvas.models.registry import list_families
 from ganvas.training.trainer import Trainer, train
-from tests.conftest import TINY_MODELS, make_blobs, write_dataset
+from tests.conftest import TINY_MODELS, colour_gap, make_blobs, write_dataset
 
 SHRINK = {"model.resolution": 16, "train.batch_size": 8, "train.device": "cpu",
           "train.tensorboard": False, "train.log_interval": 1, "train.sample_interval": 1000,
@@ -70,13 +69,7 @@ def test_each_family_moves_sample_colours_toward_the_data(family, tmp_path):
                  "data.path": str(data.path), "train.steps": 300,
                  "train.log_interval": 100}  # fmt: skip
     trainer = Trainer(load_config(overrides=overrides), tmp_path / "run", progress=False)
-    pixels = data.images[:].astype(np.float32) / 127.5 - 1
-    data_mean = torch.from_numpy(pixels).mean((0, 1, 2))
-
-    def colour_gap() -> float:
-        return (trainer.sample_fixed().mean((0, 2, 3)) - data_mean).abs().mean().item()
-
-    before = colour_gap()
+    before = colour_gap(trainer, data)
     trainer.fit()
-    after = colour_gap()
+    after = colour_gap(trainer, data)
     assert after < 0.6 * before, f"{family}: colour gap {before:.3f} → {after:.3f}"

@@ -18,10 +18,10 @@ Only the generator given to the pipeline draws, so a resumed run draws the same 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from ganvas.augment import Identity
 from ganvas.augment.pixels import gather_pixels
 from ganvas.config import DIFFAUGMENT_OPS
 
@@ -91,8 +91,9 @@ def parse_policy(policy: str) -> list[str]:
     return [op.strip() for op in policy.split(",")]
 
 
-class DiffAugment:
+class DiffAugment(Identity):
     """The D-input pipeline that applies the policy's ops, in order, to every image D sees.
+    Its only state is the run's generator, which the trainer saves.
 
     Args:
         policy: comma-separated op names from DIFFAUGMENT_OPS, e.g. 'color,translation,cutout'.
@@ -111,18 +112,3 @@ class DiffAugment:
         for op in self.policy:
             images = OPS[op](images, self.generator)
         return images
-
-    def begin_step(self, step: int) -> None:
-        pass
-
-    def observe_real_logits(self, logits: torch.Tensor) -> None:
-        pass
-
-    def log_values(self) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # its only state is the run's generator, which the trainer saves
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass

@@ -111,6 +111,18 @@ class Objective(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def reals_and_fakes(
+    parts: TrainingParts, keep_graph: bool
+) -> tuple[Batch, torch.Tensor, torch.Tensor | None]:
+    """The next real batch, as many fakes made from it, and the fakes' labels; the fakes keep
+    G's graph only with `keep_graph` (when a G phase will reuse them)."""
+    batch = parts.feed.reals()
+    inputs = parts.feed.g_inputs(batch)
+    with torch.set_grad_enabled(keep_graph):
+        fake = parts.G(**inputs)
+    return batch, fake, inputs.get("c")
+
+
 def judge(parts: TrainingParts, images: torch.Tensor, labels: torch.Tensor | None) -> Any:
     """D's output on `images` as D sees them (through the D-input pipeline)."""
     return parts.D(parts.d_input(images), labels)

@@ -29,7 +29,7 @@ from ganvas.losses import (
     orthogonal_regularization,
     zero_centred_penalty,
 )
-from ganvas.objectives.base import Phase, TrainingParts, judge
+from ganvas.objectives.base import Phase, TrainingParts, judge, reals_and_fakes
 from ganvas.objectives.tricks import ReplayBuffer, d_targets
 
 D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
@@ -100,12 +100,8 @@ class ClassicObjective:
         first = self._d_done == 0
         self._d_done += 1
         keep_graph = self._d_done == self._d_steps  # the last D update's fakes serve G's phase
-        batch = p.feed.reals()
+        batch, fake, fake_c = reals_and_fakes(p, keep_graph)
         real, real_c = batch["image"], batch.get("label")
-        inputs = p.feed.g_inputs(batch)
-        with torch.set_grad_enabled(keep_graph):
-            fake = p.G(**inputs)
-        fake_c = inputs.get("c")
         if keep_graph:
             self._fakes = (fake, fake_c)
         self._last_fakes = (fake.detach(), fake_c)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ganvas.config import scheduled_value
-from ganvas.objectives.base import Phase, TrainingParts, judge
+from ganvas.objectives.base import Phase, TrainingParts, judge, reals_and_fakes
 from ganvas.training.schedules import FixedSchedule
 
 D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
@@ -113,12 +113,8 @@ class R3GANObjective:
         first = self._d_done == 0
         self._d_done += 1
         keep_graph = self._d_done == self._d_steps  # the last D update's fakes serve G's phase
-        batch = p.feed.reals()
+        batch, fake, fake_c = reals_and_fakes(p, keep_graph)
         real, real_c = batch["image"], batch.get("label")
-        inputs = p.feed.g_inputs(batch)
-        with torch.set_grad_enabled(keep_graph):
-            fake = p.G(**inputs)
-        fake_c = inputs.get("c")
         if keep_graph:
             self._pair = (real, real_c, fake, fake_c)
         if first:
