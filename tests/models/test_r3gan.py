@@ -3,13 +3,13 @@ widths), and its objective (relativistic pairing loss, R1 and R2 through the D-i
 pipeline, the γ schedule) against hand computations; it learns the test data's colours."""
 
 import math
-from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganvas.augment import Identity
 from ganvas.config import ConfigError, load_config
 from ganvas.inference import run_generator
 from ganvas.models import r3gan
@@ -132,7 +132,7 @@ class LinearD(nn.Module):
         return (img * self.w).flatten(1).sum(1)
 
 
-class Doubling:
+class Doubling(Identity):
     """A D-input pipeline that doubles every image and keeps what it observes."""
 
     def __init__(self) -> None:
@@ -142,20 +142,8 @@ class Doubling:
         self.seen += len(images)
         return 2 * images
 
-    def begin_step(self, step: int) -> None:
-        pass
-
     def observe_real_logits(self, logits: torch.Tensor) -> None:
         self.observed.append(logits)
-
-    def log_values(self) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def _parts(steps: int = 11, **model) -> tuple[TrainingParts, dict[str, torch.Tensor]]:

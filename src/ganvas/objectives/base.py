@@ -111,6 +111,20 @@ class Objective(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def discriminator_then_generator(
+    step: int, train_config: Any, d_main: Phase, d_reg: Phase | None, g_main: Phase
+) -> list[Phase]:
+    """The usual order of a step: train.d_steps D phases (as train.d_steps_schedule says at
+    `step`), the lazy D phase when it is due, then G's phase."""
+    from ganvas.config import scheduled_value
+
+    d_steps = scheduled_value(train_config.d_steps_schedule, step, train_config.d_steps)
+    due = [d_main] * d_steps
+    if d_reg is not None and d_reg.due(step):
+        due.append(d_reg)
+    return [*due, g_main]
+
+
 def reals_and_fakes(
     parts: TrainingParts, keep_graph: bool
 ) -> tuple[Batch, torch.Tensor, torch.Tensor | None]:

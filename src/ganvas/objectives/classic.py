@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ganvas.config import scheduled_value
 from ganvas.losses import (
     adversarial_logits,
     build_loss,
@@ -29,7 +28,13 @@ from ganvas.losses import (
     orthogonal_regularization,
     zero_centred_penalty,
 )
-from ganvas.objectives.base import Phase, TrainingParts, judge, reals_and_fakes
+from ganvas.objectives.base import (
+    Phase,
+    TrainingParts,
+    discriminator_then_generator,
+    judge,
+    reals_and_fakes,
+)
 from ganvas.objectives.tricks import ReplayBuffer, d_targets
 
 D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
@@ -62,13 +67,10 @@ class ClassicObjective:
 
     def phases_due(self, step: int) -> list[Phase]:
         self.step = step
-        t = self.train_config
-        d_steps = scheduled_value(t.d_steps_schedule, step, t.d_steps)
-        self._d_steps, self._d_done = d_steps, 0
-        due = [self.d_main] * d_steps
-        if self.d_reg is not None and self.d_reg.due(step):
-            due.append(self.d_reg)
-        return [*due, self.g_main]
+        due = discriminator_then_generator(step, self.train_config, self.d_main, self.d_reg,
+                                           self.g_main)  # fmt: skip
+        self._d_steps, self._d_done = due.count(self.d_main), 0
+        return due
 
     def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase.name == D_MAIN:

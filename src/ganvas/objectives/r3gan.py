@@ -25,8 +25,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ganvas.config import scheduled_value
-from ganvas.objectives.base import Phase, TrainingParts, judge, reals_and_fakes
+from ganvas.objectives.base import (
+    Phase,
+    TrainingParts,
+    discriminator_then_generator,
+    judge,
+    reals_and_fakes,
+)
 from ganvas.training.schedules import FixedSchedule
 
 D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
@@ -81,14 +86,12 @@ class R3GANObjective:
         return [p for p in (self.d_main, self.d_reg, self.g_main) if p is not None]
 
     def phases_due(self, step: int) -> list[Phase]:
-        m, t = self.model_config, self.train_config
+        m = self.model_config
         self.gamma = gamma_at(step, self.total_steps, m.gamma_start, m.gamma_end)
-        self._d_steps = scheduled_value(t.d_steps_schedule, step, t.d_steps)
-        self._d_done = 0
-        due = [self.d_main] * self._d_steps
-        if self.d_reg is not None and self.d_reg.due(step):
-            due.append(self.d_reg)
-        return [*due, self.g_main]
+        due = discriminator_then_generator(step, self.train_config, self.d_main, self.d_reg,
+                                           self.g_main)  # fmt: skip
+        self._d_steps, self._d_done = due.count(self.d_main), 0
+        return due
 
     def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if phase.name == D_MAIN:
