@@ -100,6 +100,7 @@ TINY_MODELS = {
     "r3gan": {"model.g_width": 16, "model.d_width": 16, "model.z_dim": 16, "model.group_width": 8},
     "stylegan2": {"model.z_dim": 16, "model.w_dim": 16, "model.mapping_layers": 2,
                   "model.channel_base": 128, "model.channel_max": 16},
+    "fastgan": {"model.g_width": 4, "model.d_width": 4, "model.z_dim": 16},
 }  # fmt: skip
 
 

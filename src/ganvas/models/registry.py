@@ -165,6 +165,7 @@ BUILTIN_FAMILY_MODULES = (
     "progan",
     "r3gan",
     "stylegan2",
+    "fastgan",
 )
 
 
