@@ -101,6 +101,9 @@ TINY_MODELS = {
     "stylegan2": {"model.z_dim": 16, "model.w_dim": 16, "model.mapping_layers": 2,
                   "model.channel_base": 128, "model.channel_max": 16},
     "fastgan": {"model.g_width": 4, "model.d_width": 4, "model.z_dim": 16},
+    "projected": {"model.z_dim": 16, "model.generator_options": {"g_width": 4},
+                  "model.feature_resolution": 32, "model.projection_width": 8,
+                  "model.d_width": 8},
 }  # fmt: skip
 
 

@@ -1,6 +1,8 @@
 """Every registered family with every objective it can train with: gradients reach every
 parameter, a saved run samples what the live one does, and a resume continues bit for bit."""
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from ganvas import checkpoint as ckpt
 from ganvas.config import load_config
 from ganvas.inference import latents, pick_generator, run_generator, to_uint8
 from ganvas.models.registry import get_family, list_families
-from ganvas.training.trainer import Trainer, train
+from ganvas.training.trainer import Trainer, frozen, train
 from tests.conftest import TINY_MODELS, assert_same_checkpoint
 
 # The objectives, as the settings that select them. 'lazy-r1' adds a D regularization phase
@@ -55,12 +57,10 @@ def test_every_phase_reaches_every_parameter(family, objective, labelled_dataset
     for phase in trainer.objective.phases_due(0):  # at step 0 every phase is due
         for net in (trainer.G, trainer.D):
             net.zero_grad(set_to_none=True)
-        if phase.player == "G":
-            trainer.D.requires_grad_(False)
-        loss, stats = trainer.objective.loss(phase)
-        assert loss.ndim == 0 and torch.isfinite(loss), (phase, loss)
-        loss.backward()
-        trainer.D.requires_grad_(True)
+        with frozen(trainer.D) if phase.player == "G" else nullcontext():  # as the loop does
+            loss, stats = trainer.objective.loss(phase)
+            assert loss.ndim == 0 and torch.isfinite(loss), (phase, loss)
+            loss.backward()
         missing = [n for n, p in _parameters_in_use(trainer, phase.player)
                    if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]  # fmt: skip
         # A regularization phase may touch only part of its player's network; a main phase

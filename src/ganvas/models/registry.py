@@ -166,6 +166,7 @@ BUILTIN_FAMILY_MODULES = (
     "r3gan",
     "stylegan2",
     "fastgan",
+    "projected",
 )
 
 
