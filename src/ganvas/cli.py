@@ -469,7 +469,9 @@ def evaluate(
     n: Annotated[
         int, typer.Option("--n", help="Generated images (and at most as many reals).")
     ] = 10_000,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, pr, is.")] = "fid,kid,pr",
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated: fid, kid, pr, is, fd_dinov2 (DINOv2 ONNX).")
+    ] = "fid,kid,pr",
     per_class: Annotated[bool, typer.Option(help="Also FID per class (conditional runs).")] = False,
     inception_weights: Annotated[
         Path | None, typer.Option(help="Inception weights file (or env GANVAS_INCEPTION_WEIGHTS).")
