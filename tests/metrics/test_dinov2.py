@@ -149,8 +149,10 @@ def test_fd_dinov2_is_zero_for_a_set_against_itself_and_rises_with_noise(
         fds.append(evaluate(noisy, images, **kwargs)[KEY_FD_DINOV2])
     assert all(a < b for a, b in zip(fds, fds[1:])), fds
     assert fds[1] > 1e3 * abs(same), fds
-    print(f"FD-DINOv2 of 32 emoji: self {same:.3g} (tr Σ {scale:.4g}); "
-          f"noise σ 8/24/64: {fds[1]:.4g} / {fds[2]:.4g} / {fds[3]:.4g}")
+    print(
+        f"FD-DINOv2 of 32 emoji: self {same:.3g} (tr Σ {scale:.4g}); "
+        f"noise σ 8/24/64: {fds[1]:.4g} / {fds[2]:.4g} / {fds[3]:.4g}"
+    )
 
 
 def test_a_missing_onnx_file_says_how_to_install(tmp_path, monkeypatch):
