@@ -64,7 +64,7 @@ def test_targets_are_the_quadrants_of_the_image():
         assert torch.equal(
             target, img[:, :, 8 * bottom : 8 * bottom + 8, 8 * right : 8 * right + 8]
         )
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValueError, match="quadrant"):
         D(img, None, part=4)
 
 

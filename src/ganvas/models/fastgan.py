@@ -84,8 +84,7 @@ class FastGANConfig(ModelConfig):
     g_width: int = 64  # ngf: G's widths are the paper's multipliers × this
     d_width: int = 64  # ndf: D's widths are the paper's D multipliers × this
     lite: bool = False  # projected-gan's lighter up-blocks (one conv per block, no noise)
-    rec_weight: float = 1.0  # weight of D's reconstruction loss on reals (L1 here, LPIPS in
-    # the paper)
+    rec_weight: float = 1.0  # D's reconstruction loss on reals (L1; the paper: LPIPS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -100,12 +99,13 @@ class FastGANConfig(ModelConfig):
             f"model.resolution={self.resolution}: fastgan works at {MIN_RESOLUTION} to "
             f"{MAX_RESOLUTION} px",
         )
-        g_min = min(g_widths(self.resolution, self.g_width).values())
-        check(g_min >= 1, f"model.g_width={self.g_width} is too small for {self.resolution} "
-                          f"px: G's widest-side multiplier is {G_MULTIPLIERS[self.resolution]}")  # fmt: skip
-        d_min = min(d_big_widths(self.resolution, self.d_width).values())
-        check(d_min >= 1, f"model.d_width={self.d_width} is too small for {self.resolution} "
-                          "px: D's first stage would have no channels")  # fmt: skip
+        R = self.resolution
+        g_need = math.ceil(1 / G_MULTIPLIERS[R])  # the last stage is the narrowest
+        check(self.g_width >= g_need, f"model.g_width={self.g_width} is too small for {R} px: "
+                                      f"G's {R}×{R} stage needs g_width >= {g_need}")  # fmt: skip
+        d_need = math.ceil(1 / D_MULTIPLIERS[2 * (R if R <= D_START_MAX else R // 2)])
+        check(self.d_width >= d_need, f"model.d_width={self.d_width} is too small for {R} px: "
+                                      f"D's first stage needs d_width >= {d_need}")  # fmt: skip
 
 
 # --- Sizes ---------------------------------------------------------------------------------
@@ -403,7 +403,8 @@ class Discriminator(nn.Module):
             'part'   quadrant `part` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)
                      from that quadrant of the big path's 16×16 map, at min(R/2, 128)
         The targets are img box-downsampled (detached)."""
-        check(0 <= part < PARTS, f"part={part} must be one of 0, 1, 2, 3")
+        if part not in range(PARTS):
+            raise ValueError(f"part={part} must be one of 0, 1, 2, 3 (a quadrant)")
         last, sixteen, small = self._features(img)
         target = img.detach()
         whole = box_resize(target, self.rec_whole)
