@@ -25,7 +25,7 @@ from ganvas.metrics import (
     resolve_dinov2_onnx,
 )
 from ganvas.metrics.dinov2 import DINOV2_FEATURE, DINOV2_LAYERNORM_OUTPUT, layernorm_graph
-from tests.conftest import make_blobs, tiny_config, write_dataset
+from tests.conftest import make_blobs, read_metrics, tiny_config, write_dataset
 from tests.metrics.test_fidelity import ColourStats
 
 
@@ -224,13 +224,20 @@ def test_evaluate_fd_dinov2_needs_no_inception_and_caches_the_reference(
     assert both[KEY_PROTOCOL]["metrics"]["fd_dinov2_network"] == network
 
 
-def test_cli_evaluate_with_fd_dinov2(tmp_path, no_inception):
+def test_training_evaluations_and_cli_evaluate_with_fd_dinov2(tmp_path, no_inception):
+    """train.eval_metric=fd_dinov2 scores the run while it trains (no Inception weights
+    anywhere), and `ganvas evaluate --metrics fd_dinov2` scores it afterwards."""
     from ganvas.cli import app
     from ganvas.training.trainer import train
 
     data = write_dataset(tmp_path / "data", make_blobs(32))
     run = tmp_path / "run"
-    train(tiny_config(data.path, **{"train.steps": 2}), run, progress=False)
+    settings = {"train.steps": 2, "train.eval_interval": 2, "train.eval_metric": "fd_dinov2",
+                "train.eval_n": 8}  # fmt: skip
+    train(tiny_config(data.path, **settings), run, progress=False)
+    (record,) = [r for r in read_metrics(run) if r.get("event") == "eval"]
+    assert record["step"] == 2 and record[KEY_FD_DINOV2] > 0 and record.get("best")
+    assert record[KEY_PROTOCOL]["metrics"]["computed"] == ["fd_dinov2"]
     result = CliRunner().invoke(app, ["evaluate", str(run), "--data", str(data.path),
                                       "--n", "16", "--metrics", "fd_dinov2",
                                       "--device", "cpu"])  # fmt: skip

@@ -189,10 +189,13 @@ class Trainer:
         t = self.config.train
         if not t.eval_interval:
             return
-        from ganvas.metrics import MetricsError, resolve_inception_weights
+        from ganvas.metrics import MetricsError, resolve_dinov2_onnx, resolve_inception_weights
 
         try:
-            resolve_inception_weights(t.eval_weights or None)
+            if t.eval_metric == "fd_dinov2":  # the DINOv2 network, not the Inception weights
+                resolve_dinov2_onnx()
+            else:
+                resolve_inception_weights(t.eval_weights or None)
         except MetricsError as err:
             raise ConfigError(f"train.eval_interval={t.eval_interval} needs them: {err}") from err
 
@@ -373,7 +376,7 @@ class Trainer:
             c = torch.arange(n) % self.config.model.num_classes if self.family.conditional else None
             return to_uint8(run_generator(pick_generator(self.G, self.G_ema), z, c))
 
-        key = "fid" if t.eval_metric == "fid" else "kid_mean"
+        key = {"fid": "fid", "kid": "kid_mean", "fd_dinov2": "fd_dinov2"}[t.eval_metric]
         scores = evaluate(generate, self.dataset, metrics=(t.eval_metric,), n=t.eval_n,
                           split=t.eval_split, weights=t.eval_weights or None,
                           device=str(self.device), verbose=False,
