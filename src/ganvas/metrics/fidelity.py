@@ -696,6 +696,7 @@ def _check_metrics(metrics: Sequence[str] | str) -> list[str]:
     unknown = sorted(set(chosen) - set(METRICS))
     if unknown or not chosen:
         raise MetricsError(
-            f"unknown metrics {unknown or '(none given)'}; choose from {', '.join(sorted(METRICS))}"
+            f"unknown metrics {unknown or '(none given)'}; choose from "
+            f"{', '.join(sorted(INCEPTION_METRICS))} (Inception) or {METRIC_FD_DINOV2} (DINOv2)"
         )
     return list(dict.fromkeys(chosen))
