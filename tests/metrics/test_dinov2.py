@@ -196,7 +196,10 @@ def test_evaluate_fd_dinov2_needs_no_inception_and_caches_the_reference(
     files = sorted(cache.glob("*.npz"))
     assert len(files) == 1
     protocol = first[KEY_PROTOCOL]
-    assert protocol["feature_network"]["name"].startswith("dinov2-vits14")
+    assert protocol["feature_network"] == {"name": extractor.name,
+                                           "weights_file": str(extractor.weights_file),
+                                           "weights_sha256": extractor.weights_sha256}  # fmt: skip
+    assert protocol["resize"] == extractor.resize
     assert protocol["metrics"]["computed"] == ["fd_dinov2"]
     network = protocol["metrics"]["fd_dinov2_network"]
     assert network["weights_sha256"] == extractor.weights_sha256

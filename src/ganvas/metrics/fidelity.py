@@ -569,9 +569,14 @@ def evaluate(
         settings.update(fd_dinov2_network={k: described.get(k) for k in
                                            ("weights_sha256", "feature", "resize", "onnxruntime")})  # fmt: skip
     network = extractor if extractor is not None else dinov2
+    # With fd_dinov2 alone, DINOv2 fills "feature_network" in its usual three fields (name,
+    # file, SHA-256); the rest of its description is under "fd_dinov2_network".
+    described_network = (
+        extractor.describe() if extractor is not None else FeatureExtractor.describe(dinov2)
+    )
     fixed = isinstance(generated, (np.ndarray, torch.Tensor))
     out[KEY_PROTOCOL] = make_protocol(
-        feature_network=network.describe(),
+        feature_network=described_network,
         resize=network.resize,
         image_size=image_size,
         n_fake=n_fake,
