@@ -281,7 +281,8 @@ def read_preset(name: str) -> dict[str, Any]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        hint = f" (--preset {path.name}?)" if str(path) in preset_names() else ""
+        raise ConfigError(f"config file {path} does not exist{hint}")
     return _parse_yaml(path.read_text(), str(path))
 
 
