@@ -151,7 +151,8 @@ class TrainConfig:
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs ([-1, 1] units)
     instance_noise_anneal: int = 0  # steps over which it decays linearly to 0 (0 = constant)
     # Augmentation of every image D sees (docs/augment.md); instance noise is added after it.
-    augment: Literal["none", "diffaugment", "ada"] = "none"
+    # 'auto': the family's own choice (DiffAugment for projected and fastgan, else none).
+    augment: Literal["auto", "none", "diffaugment", "ada"] = "auto"
     diffaugment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in order
     ada_target: float = 0.6  # ADA: the E[sign(D(real))] that p steers toward
     ada_kimg: float = 500.0  # ADA: p can move by 1 in this many thousand real images

@@ -23,7 +23,7 @@ def _train_config(**settings):
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("train.augment", "ada2", "choose one of 'none', 'diffaugment', 'ada'"),
+        ("train.augment", "ada2", "choose one of 'auto', 'none', 'diffaugment', 'ada'"),
         ("train.diffaugment_policy", "color,zoom", "some of color, translation, cutout"),
         ("train.diffaugment_policy", "color,color", "each at most once"),
         ("train.diffaugment_policy", "", "train.diffaugment_policy=''"),

@@ -11,7 +11,7 @@ from ganvas.models.features import EFFICIENTNET_WEIGHTS_ENV, load_efficientnet_l
 from ganvas.models.projected import Discriminator, ProjectedConfig
 from ganvas.models.stylegan2 import Generator as StyleGAN2Generator
 from ganvas.training.trainer import Trainer, train
-from tests.conftest import TINY_MODELS, colour_gap, make_blobs, write_dataset
+from tests.conftest import TINY_MODELS, colour_gap, make_blobs, tiny_config, write_dataset
 
 TINY = {"model.family": "projected", "model.resolution": 16, **TINY_MODELS["projected"],
         "train.batch_size": 8, "train.steps": 6, "train.device": "cpu", "train.ema": False,
@@ -135,3 +135,17 @@ def test_training_moves_sample_colours_toward_the_data(tmp_path):
     trainer.fit()
     after = colour_gap(trainer, data)
     assert after < 0.6 * before, f"colour gap {before:.3f} → {after:.3f}"
+
+
+def test_diffaugment_is_on_unless_asked_otherwise(tiny_dataset, tmp_path):
+    from ganvas.augment import Identity
+    from ganvas.augment.diffaugment import DiffAugment
+
+    auto = Trainer(_config(tiny_dataset), tmp_path / "a", progress=False)
+    assert isinstance(auto.d_input, DiffAugment)
+    assert auto.d_input.policy == ["color", "translation", "cutout"]
+    off = Trainer(_config(tiny_dataset, **{"train.augment": "none"}), tmp_path / "b",
+                  progress=False)  # fmt: skip
+    assert isinstance(off.d_input, Identity)
+    dcgan = Trainer(tiny_config(tiny_dataset.path), tmp_path / "c", progress=False)
+    assert isinstance(dcgan.d_input, Identity)

@@ -125,22 +125,26 @@ class Chain:
             part.load_state_dict(state.get(name, {}))
 
 
-def build_d_input(train_config: Any, generator: torch.Generator) -> DInput:
-    """The pipeline the train settings ask for: `train.augment` (DiffAugment or ADA), then
-    instance noise when `train.instance_noise` > 0 (noise on the augmented images, as if the
-    augmentation were part of the data).
+def build_d_input(
+    train_config: Any, generator: torch.Generator, family_default: str = "none"
+) -> DInput:
+    """The pipeline the train settings ask for: `train.augment` (DiffAugment or ADA; 'auto'
+    is the family's `default_augment`), then instance noise when `train.instance_noise` > 0
+    (noise on the augmented images, as if the augmentation were part of the data).
 
     Args:
         train_config: the run's `TrainConfig`.
         generator: the run's noise generator; every pipeline draws from it alone.
+        family_default: what `train.augment: auto` means for the run's family.
     """
     t = train_config
+    augment = family_default if t.augment == "auto" else t.augment
     parts: dict[str, DInput] = {}
-    if t.augment == "diffaugment":
+    if augment == "diffaugment":
         from ganvas.augment.diffaugment import DiffAugment
 
         parts["augment"] = DiffAugment(t.diffaugment_policy, generator)
-    elif t.augment == "ada":
+    elif augment == "ada":
         from ganvas.augment.ada import AdaptiveAugment
 
         parts["augment"] = AdaptiveAugment(generator, t.ada_pipeline, t.ada_p, t.ada_target,

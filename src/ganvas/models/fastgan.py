@@ -435,6 +435,7 @@ class Discriminator(nn.Module):
 FAMILY = register_family(
     Family(
         name="fastgan",
+        default_augment="diffaugment",
         config=FastGANConfig,
         generator=Generator,
         discriminator=Discriminator,

@@ -252,6 +252,7 @@ def _drop_backbone(module: nn.Module, state: dict, prefix: str, local_metadata: 
 FAMILY = register_family(
     Family(
         name="projected",
+        default_augment="diffaugment",
         config=ProjectedConfig,
         generator=Generator,
         discriminator=Discriminator,

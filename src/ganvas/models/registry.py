@@ -79,7 +79,8 @@ class Family:
     `objective` builds what each training phase computes (default: the classic terms of
     `ganvas.objectives.classic`); `make_inputs` turns a real batch into G's keyword inputs;
     `parameter_count(config, resolution)` gives (G, D) parameters in use at a resolution
-    (growing families use fewer at their early stages).
+    (growing families use fewer at their early stages). `default_augment` is the D-input
+    augmentation a run gets when `train.augment` is 'auto' (the default).
     """
 
     name: str
@@ -92,6 +93,7 @@ class Family:
     objective: Callable[..., Any] | None = None  # None: the classic objective
     make_inputs: Callable[[Batch, ModelConfig, torch.Generator], dict] | None = None
     parameter_count: Callable[[ModelConfig, int], tuple[int, int]] | None = None
+    default_augment: str = "none"  # what train.augment 'auto' means: none, diffaugment, ada
 
     def g_inputs(self, batch: Batch, config: ModelConfig, generator: torch.Generator) -> dict:
         """G's keyword inputs for the fakes of one step: G(**inputs)."""

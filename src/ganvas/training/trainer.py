@@ -146,7 +146,7 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(t.seed + 1)
         self.feed = Feed(self.sampler, self.family, config.model, self.noise,
                          self.schedule.view_reals)  # fmt: skip
-        self.d_input = build_d_input(t, self.noise)
+        self.d_input = build_d_input(t, self.noise, self.family.default_augment)
         parts = TrainingParts(config, self.G, self.D, self.d_input, self.feed, self.noise)
         self.objective = build_objective(self.family, parts)
         phases = self.objective.phases()
