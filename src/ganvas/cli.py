@@ -33,7 +33,7 @@ def _fail(err: BaseException, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-_SOURCES = "Sources (videos)"
+_SOURCES = "Sources (dataset formats, videos)"
 _CROPS = "Crops and transforms"
 _FILTERS = "Filters (each drop is listed and shown in OUT/dropped/)"
 _SUBSETS = "Subsets and balance"
@@ -44,8 +44,9 @@ def prepare(
     sources: Annotated[
         list[Path],
         typer.Argument(
-            help="Folders (searched recursively), image or video files, or .txt/.lst list files"
-            " (one path per line)."
+            help="Folders (searched recursively), image or video files, .txt/.lst list files"
+            " (one path per line), or datasets as they come: CIFAR tarballs, MNIST idx files,"
+            " LMDB, zip/tar archives, Hugging Face save_to_disk folders or parquet files."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to create.")],
@@ -74,6 +75,21 @@ def prepare(
     min_size: Annotated[
         int, typer.Option(help="Reject images and frames whose short side is smaller.")
     ] = 0,
+    source_split: Annotated[
+        str,
+        typer.Option(
+            help="Of CIFAR tarballs: 'train', 'test' or 'all' batches; of a Hugging Face"
+            " DatasetDict folder: the split to read.",
+            rich_help_panel=_SOURCES,
+        ),
+    ] = "train",
+    coarse_labels: Annotated[
+        bool,
+        typer.Option(
+            help="CIFAR-100: the 20 coarse classes instead of the 100 fine ones.",
+            rich_help_panel=_SOURCES,
+        ),
+    ] = False,
     every: Annotated[
         int, typer.Option(help="Keep every N-th frame of videos.", rich_help_panel=_SOURCES)
     ] = 1,
@@ -221,6 +237,8 @@ def prepare(
         console.print(report.summary_table())
     for kind, sheet in report.contact_sheets.items():
         console.print(f"dropped ({kind}): contact sheet {sheet}", highlight=False)
+    for note in report.source_notes:
+        console.print(note, markup=False, highlight=False)
     if report.labels_note:
         console.print(report.labels_note, markup=False, highlight=False)
     classes_note = f", {len(report.classes)} classes" if report.classes else ""
