@@ -20,6 +20,7 @@ import gzip
 import lzma
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -143,18 +144,12 @@ def _tar_index(key: tuple[str, int, int]) -> tuple[tuple[str, int, int], ...]:
             for member in archive:
                 if member.isfile() and not _skipped(member.name):
                     found.append((member.name, member.offset_data, member.size))
-    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib_error()) as err:
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as err:
         if not found:
             raise DatasetError(f"cannot read tar archive {path} ({err})") from err
         # A tar cut short: the members before the damage are still good.
         found.append(("", -1, 0))
     return tuple(found)
-
-
-def zlib_error() -> type[BaseException]:
-    import zlib
-
-    return zlib.error
 
 
 def tar_members(path: Path) -> tuple[tuple[str, int, int], ...]:
@@ -198,7 +193,7 @@ def read_tar(path: str, chunk: Chunk, details: dict) -> Iterator[Entry]:
         label = _label(name, details["prefix"], details["classes"])
         try:
             data = _tar_stream(path, offset).read(size)
-        except (OSError, EOFError, lzma.LZMAError, zlib_error(), ValueError) as err:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
             _tar_streams.drop(stat_key(path))
             yield Entry("/" + name, None, label, f"cannot read archive member ({err})")
             continue

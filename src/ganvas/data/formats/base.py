@@ -21,10 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from ganvas.data.store import DatasetError
-
-FORMAT_ERROR = DatasetError  # a container that cannot be read at all: one line naming the file
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -60,12 +56,6 @@ class Entry:
     data: bytes | np.ndarray | None
     label: str | None = None  # class name; None: unlabelled
     error: str | None = None  # why this entry gives no picture (data is None then)
-
-
-def check_readable(path: str, what: str) -> None:
-    """A clear one-line error when a container file is missing or unreadable."""
-    if not os.access(path, os.R_OK):
-        raise DatasetError(f"cannot read {what} {path}")
 
 
 def chunk_ranges(count: int, per_chunk: int) -> list[tuple[int, int]]:

@@ -154,7 +154,6 @@ def plan(path: Path, per_chunk: int, split: str = "train", coarse: bool = False)
     chunks: list[Chunk] = []
     start = 0
     for member in wanted:
-        base = posixpath.basename(member)
         try:
             batch = _load_member(path, member, members[member])
             count = len(batch["data"])
@@ -173,7 +172,6 @@ def plan(path: Path, per_chunk: int, split: str = "train", coarse: bool = False)
         for a, b in chunk_ranges(count, per_chunk):
             chunks.append(Chunk(start + a, start + b, (member, *members[member], a, "")))
         start += count
-        _ = base
     kind = "CIFAR-100" if cifar100 else "CIFAR-10"
     labels = ("coarse" if coarse else "fine") + " labels" if cifar100 else "labels"
     note = f"{kind} {path.name}: {split} batches ({', '.join(posixpath.basename(w) for w in wanted)}), {len(names)} classes ({labels})"
