@@ -227,7 +227,10 @@ def prepare_dataset(
 
     journal = ScanJournal(work_folder(out), scan_settings, resume=resume)
     try:
-        reused = _scan(units, scan_settings, journal, workers, progress, len(dropped))
+        try:
+            reused = _scan(units, scan_settings, journal, workers, progress, len(dropped))
+        finally:
+            formats.close_all_handles()  # what the readers opened in this process
         journal.sync()
         pictures = _pictures(units, files, journal, class_of, labelling, settings)
         scenes = select_pictures(pictures, filter_settings)
@@ -351,13 +354,16 @@ def _plan_containers(
     per_chunk = max(
         1, min(512, _UNIT_BYTES // (settings.outputs_per_picture * _row_bytes(settings)))
     )
-    return {
-        i: formats.plan(
-            file.container, file.path, per_chunk, prepare.source_split, prepare.coarse_labels
-        )  # fmt: skip
-        for i, file in enumerate(files)
-        if file.container is not None
-    }
+    try:
+        return {
+            i: formats.plan(
+                file.container, file.path, per_chunk, prepare.source_split, prepare.coarse_labels
+            )
+            for i, file in enumerate(files)
+            if file.container is not None
+        }
+    finally:
+        formats.close_all_handles()  # plans hold no handles; the scan opens its own
 
 
 def _container_labelling(

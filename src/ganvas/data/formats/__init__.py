@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from ganvas.data.formats.base import Chunk, Entry, Plan
+from ganvas.data.formats.base import Chunk, Entry, Plan, close_all_handles
 from ganvas.data.store import DatasetError
 
 FORMATS = ("cifar", "idx", "lmdb", "zip", "tar", "hf")
-__all__ = ["FORMATS", "Chunk", "Entry", "Plan", "detect", "plan", "read"]
+__all__ = ["FORMATS", "Chunk", "Entry", "Plan", "close_all_handles", "detect", "plan", "read"]
 
 
 def detect(path: str | Path) -> str | None:

@@ -14,6 +14,7 @@ each format imports its own package (lmdb, pyarrow) when it is used.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,26 +67,45 @@ def chunk_ranges(count: int, per_chunk: int) -> list[tuple[int, int]]:
 
 class HandleCache:
     """Open files, archives and environments kept per process between chunks (at most a few):
-    reopening a zip reads its whole central directory, an LMDB may be open once per process."""
+    reopening a zip reads its whole central directory, an LMDB may be open once per process.
+    `close_all_handles` closes what every cache holds (prepare calls it when done)."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._items: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        self._items: collections.OrderedDict[Any, tuple[Any, Callable | None]] = (
+            collections.OrderedDict()
+        )
+        _CACHES.append(self)
 
     def get(self, key: Any, make: Callable[[], Any], close: Callable[[Any], None] | None = None):
         if key in self._items:
             self._items.move_to_end(key)
-            return self._items[key]
+            return self._items[key][0]
         value = make()
-        self._items[key] = value
+        self._items[key] = (value, close)
         while len(self._items) > self.size:
-            _, old = self._items.popitem(last=False)
-            if close is not None:
-                close(old)
+            self.drop(next(iter(self._items)))
         return value
 
     def drop(self, key: Any) -> None:
-        self._items.pop(key, None)
+        """Forget (and close) what `key` holds."""
+        value, close = self._items.pop(key, (None, None))
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close(value)
+
+    def clear(self) -> None:
+        for key in list(self._items):
+            self.drop(key)
+
+
+_CACHES: list[HandleCache] = []
+
+
+def close_all_handles() -> None:
+    """Close every file, archive and database the format readers keep open in this process."""
+    for cache in _CACHES:
+        cache.clear()
 
 
 def stat_key(path: str) -> tuple[str, int, int]:

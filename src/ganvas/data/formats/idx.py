@@ -165,7 +165,6 @@ def read(path: str, chunk: Chunk, details: dict) -> Iterator[Entry]:
             images.append(data)
     except (OSError, EOFError, ValueError) as err:  # gzip.BadGzipFile is an OSError
         _streams.drop(key)
-        state["file"].close()
         cause = f" ({err})"
     for k in range(chunk.count):
         index = chunk.start + k
