@@ -77,7 +77,9 @@ class HandleCache:
         )
         _CACHES.append(self)
 
-    def get(self, key: Any, make: Callable[[], Any], close: Callable[[Any], None] | None = None):
+    def get(
+        self, key: Any, make: Callable[[], Any], close: Callable[[Any], None] | None = None
+    ) -> Any:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key][0]
