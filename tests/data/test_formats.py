@@ -464,3 +464,16 @@ def test_prepare_cli_reads_a_format_and_prints_what_it_found(tmp_path):
     result = CliRunner().invoke(app, ["prepare", str(source), "--out", str(tmp_path / "p"),
                                       "--source-split", "dev"])  # fmt: skip
     assert result.exit_code == 2 and "'train', 'test' or 'all'" in result.output
+
+
+def test_chunks_read_in_worker_processes_give_the_same_dataset(tmp_path, monkeypatch):
+    from ganvas.data import prepare as prepare_module
+
+    source = tmp_path / "lmdb"
+    make_lmdb(source, 30, size=16, corrupt=12)
+    monkeypatch.setattr(prepare_module, "_UNIT_BYTES", 16 * 16 * 3 * 10)  # 3 chunks
+    one = load_dataset(_prepare(source, tmp_path / "one", size=16).out)
+    report = _prepare(source, tmp_path / "two", size=16, workers=2)
+    two = load_dataset(report.out)
+    np.testing.assert_array_equal(np.asarray(one.images), np.asarray(two.images))
+    assert one.manifest["files"] == two.manifest["files"] and len(report.dropped) == 1
