@@ -21,7 +21,8 @@ def test_dataset_workshop_page_names_only_real_prepare_options():
     from ganvas.cli import app
 
     commands = typer.main.get_command(app).commands
-    params = [*commands["prepare"].params, *commands["info"].params]  # the page uses both
+    # the page uses prepare and info, and shows `evaluate --real/--fake` on prepare's sources
+    params = [*commands["prepare"].params, *commands["info"].params, *commands["evaluate"].params]
     real = {name for param in params for name in (*param.opts, *param.secondary_opts)}
     page = (DOCS.parent / "datasets.md").read_text()
     mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", page))

@@ -218,3 +218,59 @@ def test_training_with_eval_interval_keeps_the_best_and_records_the_protocol(
     best = ckpt.best_checkpoint(tmp_path / "run")
     best_step = min(evals, key=lambda r: r["kid_mean"])["step"]
     assert best is not None and int(best.name) == best_step
+
+
+@pytest.mark.slow
+def test_evaluate_real_fake_between_two_folders_equals_the_run_evaluation(
+    run_and_data, inception_weights, tmp_path, monkeypatch
+):
+    """`ganvas evaluate --real A --fake B` on two folders of PNGs gives the FID, KID and PR
+    that evaluating the run gives, when A holds the run's dataset and B the very images the
+    run's generator draws for it; a zip of A serves as well (and the real statistics are
+    cached)."""
+    import zipfile
+
+    import numpy as np
+
+    from ganvas.data.store import load_dataset
+    from ganvas.evaluation import evaluate_run
+    from ganvas.generate import load
+
+    run, data = run_and_data
+    monkeypatch.setenv("HOME", str(tmp_path))
+    n, seed = 16, 3
+    expected = evaluate_run(run, data, metrics=("fid", "kid", "pr"), n=n, seed=seed,
+                            weights=str(inception_weights), device="cpu")  # fmt: skip
+    real_dir, fake_dir = tmp_path / "real", tmp_path / "fake"
+    real_dir.mkdir()
+    fake_dir.mkdir()
+    for k, image in enumerate(np.asarray(load_dataset(data).images)):
+        Image.fromarray(image).save(real_dir / f"{k:03d}.png")
+    for k, image in enumerate(load(run, device="cpu").sample_numpy(n, seed)):
+        Image.fromarray(image).save(fake_dir / f"{k:03d}.png")
+    out = tmp_path / "scores.json"
+    args = ["evaluate", "--real", str(real_dir), "--fake", str(fake_dir), "--size", "16",
+            "--n", str(n), "--seed", str(seed), "--metrics", "fid,kid,pr", "--out", str(out),
+            "--inception-weights", str(inception_weights)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    for key in ("fid", "kid_mean", "precision", "recall"):
+        assert saved[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-9), key
+    assert saved["protocol"]["real"]["data"] == str(real_dir)
+    assert saved["protocol"]["n_fake"] == n and saved["protocol"]["n_real"] == n
+    assert "fid " in result.output and "inception-v3-compat" in result.output
+    cached = list((tmp_path / ".cache" / "ganvas" / "stats").glob("real-*.npz"))
+    assert len(cached) == 1
+
+    archive = tmp_path / "real.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for png in sorted(real_dir.iterdir()):
+            z.write(png, f"real/{png.name}")
+    args[2] = str(archive)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["fid"] == pytest.approx(expected["fid"], rel=1e-5)
+
+    result = runner.invoke(app, ["evaluate", "--real", str(real_dir), "--fake", str(fake_dir)])
+    assert result.exit_code == 2 and "--size is needed" in result.output

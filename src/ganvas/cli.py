@@ -33,7 +33,7 @@ def _fail(err: BaseException, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-_SOURCES = "Sources (videos)"
+_SOURCES = "Sources (dataset formats, videos)"
 _CROPS = "Crops and transforms"
 _FILTERS = "Filters (each drop is listed and shown in OUT/dropped/)"
 _SUBSETS = "Subsets and balance"
@@ -44,8 +44,9 @@ def prepare(
     sources: Annotated[
         list[Path],
         typer.Argument(
-            help="Folders (searched recursively), image or video files, or .txt/.lst list files"
-            " (one path per line)."
+            help="Folders (searched recursively), image or video files, .txt/.lst list files"
+            " (one path per line), or datasets as they come: CIFAR tarballs, MNIST idx files,"
+            " LMDB, zip/tar archives, Hugging Face save_to_disk folders or parquet files."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to create.")],
@@ -74,6 +75,21 @@ def prepare(
     min_size: Annotated[
         int, typer.Option(help="Reject images and frames whose short side is smaller.")
     ] = 0,
+    source_split: Annotated[
+        str,
+        typer.Option(
+            help="Of CIFAR tarballs: 'train', 'test' or 'all' batches; of a Hugging Face"
+            " DatasetDict folder: the split to read.",
+            rich_help_panel=_SOURCES,
+        ),
+    ] = "train",
+    coarse_labels: Annotated[
+        bool,
+        typer.Option(
+            help="CIFAR-100: the 20 coarse classes instead of the 100 fine ones.",
+            rich_help_panel=_SOURCES,
+        ),
+    ] = False,
     every: Annotated[
         int, typer.Option(help="Keep every N-th frame of videos.", rich_help_panel=_SOURCES)
     ] = 1,
@@ -221,6 +237,8 @@ def prepare(
         console.print(report.summary_table())
     for kind, sheet in report.contact_sheets.items():
         console.print(f"dropped ({kind}): contact sheet {sheet}", highlight=False)
+    for note in report.source_notes:
+        console.print(note, markup=False, highlight=False)
     if report.labels_note:
         console.print(report.labels_note, markup=False, highlight=False)
     classes_note = f", {len(report.classes)} classes" if report.classes else ""
@@ -463,8 +481,32 @@ def demo(
 
 @app.command()
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
-    data: Annotated[Path, typer.Option(help="Dataset to compare with (e.g. the training set).")],
+    run: Annotated[
+        Path | None,
+        typer.Argument(help="Run directory from `ganvas train` (or give --real and --fake)."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset to compare a run with (e.g. the training set).")
+    ] = None,
+    real: Annotated[
+        Path | None,
+        typer.Option(
+            help="Without a run: the reference images, a dataset or any source `prepare`"
+            " reads (folder, zip/tar, CIFAR, LMDB, Hugging Face…)."
+        ),
+    ] = None,
+    fake: Annotated[
+        Path | None, typer.Option(help="Without a run: the images to score (as --real).")
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="With --real/--fake: side both are prepared at (default: a dataset's own)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="With --real/--fake: also write the result as JSON.")
+    ] = None,
     split: Annotated[str, typer.Option(help="train, val or all.")] = "train",
     n: Annotated[
         int, typer.Option("--n", help="Generated images (and at most as many reals).")
@@ -482,7 +524,8 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the generated images.")] = 0,
 ) -> None:
     """FID, KID, precision/recall (and IS with full weights) of a run against a dataset, and
-    the protocol they were computed under (saved with them)."""
+    the protocol they were computed under (saved with them); or, with --real A --fake B,
+    between any two sets of images."""
     import warnings
 
     from rich.markup import escape
@@ -494,6 +537,14 @@ def evaluate(
     chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
     if not 2 <= n <= 1_000_000:
         _fail(ValueError(f"--n {n} must lie in 2..1000000"))
+    if run is None:
+        _evaluate_sets(real, fake, chosen, n, size, out, split, inception_weights, batch_size,
+                       device, seed, data)  # fmt: skip
+        return
+    if real is not None or fake is not None:
+        _fail(ValueError("give a RUN and --data, or --real and --fake, not both"))
+    if data is None:
+        _fail(ValueError("--data is needed: the dataset to compare the run with"))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ProtocolMismatchWarning)
@@ -519,6 +570,34 @@ def evaluate(
             warnings.showwarning(warning.message, warning.category, warning.filename,
                                  warning.lineno)  # fmt: skip
     console.print(f"[green]saved[/] {RunDir(run).eval_file(result['step'])}")
+
+
+def _evaluate_sets(real, fake, chosen, n, size, out, split, weights, batch_size, device, seed,
+                   data) -> None:  # fmt: skip
+    """`ganvas evaluate --real A --fake B`: scores between two sets, printed (and saved)."""
+    from rich.markup import escape
+
+    from ganvas.evaluation import evaluate_sets
+    from ganvas.io import write_json_atomic
+    from ganvas.metrics.protocol import format_protocol
+
+    if real is None or fake is None or data is not None:
+        _fail(ValueError("give a RUN and --data, or --real A and --fake B"))
+    try:
+        result = evaluate_sets(real, fake, metrics=chosen, n=n, size=size, split=split,
+                               weights=str(weights) if weights else None,
+                               batch_size=batch_size, device=device, seed=seed)  # fmt: skip
+    except (*_user_errors(), ValueError) as err:
+        _fail(err)
+    shown = {k: v for k, v in result.items() if isinstance(v, float)}
+    console.print("  ".join(f"{k} {v:.4g}" for k, v in shown.items()), highlight=False)
+    console.print("protocol")
+    for line in format_protocol(result.get("protocol")):
+        console.print(f"  {escape(line)}")
+    console.print(f"  fake      {escape(str(fake))}", highlight=False)
+    if out is not None:
+        write_json_atomic(out, result)
+        console.print(f"[green]saved[/] {out}")
 
 
 @app.command("inception-weights")

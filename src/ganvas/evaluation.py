@@ -63,6 +63,102 @@ def evaluate_run(
     return result
 
 
+def evaluate_sets(
+    real: str | os.PathLike,
+    fake: str | os.PathLike,
+    metrics: tuple[str, ...] = ("fid", "kid", "pr"),
+    n: int = 10_000,
+    size: int | None = None,
+    split: str = "train",
+    weights: str | None = None,
+    batch_size: int = 64,
+    device: str = "auto",
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score one set of images against another: FID / KID / PR between any two datasets.
+
+    Each set is a ganvas dataset directory, or anything `ganvas prepare` reads (a folder, a
+    zip or tar, a CIFAR tarball, an LMDB, a Hugging Face folder …), prepared on the fly into
+    a temporary dataset at `size` (centre crop, Lanczos resize) and removed afterwards. The
+    real set's statistics are cached by content hash as for `evaluate_run`, so a second
+    comparison with the same real images reads them from the cache.
+
+    Args:
+        real: the reference images.
+        fake: the images to score (used as fixed images: at most `n`, a fixed subset).
+        metrics: names `ganvas.metrics.evaluate` accepts ('fid', 'kid', 'pr', …).
+        n: at most this many images of each set.
+        size: side the sources are prepared at; defaults to the resolution of whichever
+            set is already a dataset directory.
+        split: the part of a real dataset directory compared with ('train', 'val', 'all').
+        weights, batch_size, device, seed: as for `ganvas.metrics.evaluate`.
+        workers: reading processes of the on-the-fly prepare (None: one per core).
+        progress: show the prepare's progress bar on stderr.
+
+    Returns:
+        The dict of `ganvas.metrics.evaluate`, with "real" and "fake" naming the sources.
+
+    Raises:
+        ConfigError: `size` is needed (neither set is a dataset) or mismatches a dataset.
+        DatasetError: a source cannot be read.
+        MetricsError: as `ganvas.metrics.evaluate`.
+    """
+    import tempfile
+
+    from ganvas.errors import ConfigError
+    from ganvas.metrics import evaluate
+    from ganvas.metrics.fidelity import select_reference
+
+    sources = {"real": Path(real), "fake": Path(fake)}
+    ready = {role: _dataset_or_none(path) for role, path in sources.items()}
+    sizes = {d.resolution for d in ready.values() if d is not None}
+    if size is None:
+        if not sizes:
+            raise ConfigError(
+                f"--size is needed: neither {real} nor {fake} is a prepared dataset, so say at"
+                " which side (pixels) both are compared"
+            )
+        size = min(sizes)
+    for role, dataset in ready.items():
+        if dataset is not None and dataset.resolution != size:
+            raise ConfigError(
+                f"{sources[role]} is a {dataset.resolution}px dataset but --size is {size};"
+                " compare images of one resolution"
+            )
+    device = resolve_device(device)
+    with tempfile.TemporaryDirectory(prefix="ganvas-evaluate-") as tmp:
+        for role, path in sources.items():
+            if ready[role] is None:
+                from ganvas.data.prepare import prepare_dataset
+
+                out = Path(tmp) / role / (path.name or role)
+                out.parent.mkdir()
+                prepare_dataset(path, out, size=size, workers=workers, progress=progress,
+                                resume=False)  # fmt: skip
+                ready[role] = load_dataset(out)
+        real_data, fake_data = ready["real"], ready["fake"]
+        chosen = select_reference(fake_data, n, "all")
+        images = np.asarray(fake_data.images[chosen])  # [n, H, W, C] uint8
+        info = {"source": "fixed images", "data": str(sources["fake"]),
+                "content_hash": fake_data.manifest.get("content_hash")}  # fmt: skip
+        scores = evaluate(images, real_data, metrics=metrics, n=n, split=split,
+                          weights=weights, batch_size=batch_size, device=device, seed=seed,
+                          generator_info=info)  # fmt: skip
+    protocol = scores.get("protocol") or {}
+    if isinstance(protocol.get("real"), dict):  # the source, not the temporary dataset
+        protocol["real"]["data"] = str(sources["real"])
+    return {"real": str(sources["real"]), "fake": str(sources["fake"]), "n": n, **scores}
+
+
+def _dataset_or_none(path: Path):
+    """The dataset at `path` when it is a ganvas dataset directory, else None."""
+    if not (path / "manifest.json").is_file():
+        return None
+    return load_dataset(path)
+
+
 def warn_about_other_protocols(run: RunDir, result: dict[str, Any]) -> list[Path]:
     """Warn once (`ProtocolMismatchWarning`) naming the run's other eval files whose
     protocol differs from `result`'s (or that record none); returns those files."""

@@ -7,11 +7,13 @@ Pillow (never torch).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import stat
 import warnings
 from collections.abc import Sequence
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -86,11 +88,7 @@ def open_picture(
     Raises:
         ImageRejected: the file is empty, not an image, corrupt, too large or too small.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    rgb = tuple(int(c) for c in background)
-    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-        raise ValueError(f"background must be three integers 0-255, got {background!r}")
+    rgb = _checked_background(channels, background)
     path = os.fspath(path)
     try:
         info = os.stat(path)
@@ -102,6 +100,70 @@ def open_picture(
     if info.st_size == 0:
         raise ImageRejected("empty file")
 
+    return _open_checked(path, path, max_pixels, min_size, draft_side, channels, rgb)
+
+
+def open_picture_data(
+    data: bytes,
+    channels: int = 3,
+    background: Sequence[int] = (255, 255, 255),
+    max_pixels: int = 100_000_000,
+    min_size: int = 0,
+    draft_side: int | None = None,
+) -> Image.Image:
+    """`open_picture` for an encoded image held in memory (an archive member, an LMDB value).
+
+    Raises:
+        ImageRejected: the bytes are empty, not an image, corrupt, too large or too small.
+    """
+    rgb = _checked_background(channels, background)
+    if not data:
+        raise ImageRejected("empty file")
+    return _open_checked(io.BytesIO(data), "", max_pixels, min_size, draft_side, channels, rgb)
+
+
+def picture_from_array(array: np.ndarray, channels: int = 3, min_size: int = 0) -> Image.Image:
+    """An "RGB" or "L" Pillow image of raw uint8 pixels [H, W] or [H, W, 1|3] (CIFAR, MNIST).
+
+    Raises:
+        ImageRejected: the array is not 8-bit pixels of that shape, or too small.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if (
+        array.dtype != np.uint8
+        or array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[2] not in (1, 3))
+    ):
+        raise ImageRejected(f"not 8-bit pixels: {array.dtype} {tuple(array.shape)}")
+    height, width = array.shape[:2]
+    if min(width, height) < min_size:
+        raise ImageRejected(f"too small: {width}x{height} < {min_size}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    img = Image.fromarray(np.ascontiguousarray(array))
+    return img.convert("RGB" if channels == 3 else "L")
+
+
+def _checked_background(channels: int, background: Sequence[int]) -> tuple[int, int, int]:
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    rgb = tuple(int(c) for c in background)
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise ValueError(f"background must be three integers 0-255, got {background!r}")
+    return rgb  # type: ignore[return-value]
+
+
+def _open_checked(
+    source: str | IO[bytes],
+    path: str,
+    max_pixels: int,
+    min_size: int,
+    draft_side: int | None,
+    channels: int,
+    rgb: tuple[int, int, int],
+) -> Image.Image:
+    """Decode `source` (a path or an open binary file) with every check of `open_picture`."""
     with warnings.catch_warnings():
         # Pillow warns (and later errors) above its own MAX_IMAGE_PIXELS. When our limit is the
         # stricter one the warning means "too large"; when it is looser, our own check decides.
@@ -109,7 +171,7 @@ def open_picture(
         stricter = pillow_limit is not None and max_pixels <= pillow_limit
         warnings.simplefilter("error" if stricter else "ignore", Image.DecompressionBombWarning)
         try:
-            img = Image.open(path)
+            img = Image.open(source)
         except UnidentifiedImageError as err:
             raise ImageRejected(f"not an image ({_detail(err, path)})") from err
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -247,6 +309,7 @@ def _too_large(err: BaseException, max_pixels: int) -> str:
 def _detail(err: BaseException, path: str) -> str:
     """The exception text without the (long, already known) file path in it."""
     text = str(err)
-    for spelled in (repr(path), path):
+    for spelled in (repr(path), path) if path else ():
         text = text.replace(spelled, "")
+    text = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", text)
     return " ".join(text.split()) or type(err).__name__

@@ -277,8 +277,11 @@ class Labelling:
     """How prepare labels the files: `--labels` as given, and what it comes to."""
 
     asked: str  # the labels setting: a mode of LABEL_MODES or a mapping file's path
-    mode: str  # "none", "subfolders" or the mapping file's path ("auto" decided)
+    # "none", "subfolders", "container" (each dataset container's own labels: CIFAR's, an
+    # archive's folders…) or the mapping file's path ("auto" decided)
+    mode: str
     found: ClassFolders | None = None  # what "auto" saw; None: not auto, or not one folder
+    sources_note: str = ""  # why containers among the sources give no labels
 
     @property
     def outside_folder_reason(self) -> str:
@@ -289,12 +292,21 @@ class Labelling:
         """Why a run without labels has none (for errors about options that need them)."""
         if self.asked == "none":
             return "--labels is 'none'"
+        if self.sources_note:
+            return self.sources_note
         if self.found is None:
             return "--labels auto looks for class folders only when the one source is a folder"
         return f"--labels auto found no class folders: {self.found.why_not()}"
 
     def note(self, classes: list[str]) -> str:
         """The summary's line on what `--labels auto` did; '' when there is nothing to say."""
+        if self.mode == "container" and classes:
+            return (
+                f"labels: {len(classes)} classes from the sources ({_shown(classes)});"
+                " --labels none ignores them"
+            )
+        if self.asked == "auto" and self.sources_note:
+            return f"labels: none, as {self.sources_note}"
         found = self.found
         if self.asked != "auto" or found is None or not found.folders:
             return ""

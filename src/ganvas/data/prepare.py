@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ganvas.data import formats
+from ganvas.data.formats import Plan
 from ganvas.data.journal import ScanJournal, work_folder
 from ganvas.data.labels import (
     IS_LABEL_FILE,
@@ -93,6 +95,7 @@ class PrepareReport:
     resumed: int = 0  # units an interrupted run had already read
     scenes: int = 0
     contact_sheets: dict[str, Path] = field(default_factory=dict)  # reason kind → sheet
+    source_notes: list[str] = field(default_factory=list)  # what was read of each container
 
     def dropped_by_reason(self) -> dict[str, list[str]]:
         """Paths of dropped files grouped by kind of reason, the most common kind first."""
@@ -201,12 +204,15 @@ def prepare_dataset(
     out = Path(out)
     _check_out(out, roots, overwrite)
     files, walk_errors = collect_files(roots, out)
-    labelling = decide_labels(settings.labels, roots, files)
+    plans = _plan_containers(files, settings, scan_settings)
+    labelling = _container_labelling(settings.labels, files, plans) or decide_labels(
+        settings.labels, roots, files
+    )
 
     # Dropped before reading: keyed by file index, so the listing follows file order.
     dropped: dict[int, tuple[str, str]] = {}
     class_of, unmatched = _assign_classes(files, labelling, mapping, dropped)
-    _choose_classes(files, class_of, settings, labelling, dropped)
+    _choose_classes(files, class_of, settings, labelling, dropped, plans)
     if settings.max_per_class is not None and labelling.mode == "none":
         raise DatasetError(f"max_per_class needs labels, but {labelling.why_unlabelled()}")
 
@@ -215,15 +221,18 @@ def prepare_dataset(
         if index in dropped:
             continue
         try:
-            units.extend(_units_of(index, file, settings, scan_settings))
+            units.extend(_units_of(index, file, settings, scan_settings, plans.get(index)))
         except (ValueError, OSError) as err:  # a video PyAV cannot open, a vanished file
             dropped[index] = (file.path, str(err).replace(f" {file.path!r}", ""))
 
     journal = ScanJournal(work_folder(out), scan_settings, resume=resume)
     try:
-        reused = _scan(units, scan_settings, journal, workers, progress, len(dropped))
+        try:
+            reused = _scan(units, scan_settings, journal, workers, progress, len(dropped))
+        finally:
+            formats.close_all_handles()  # what the readers opened in this process
         journal.sync()
-        pictures = _pictures(units, files, journal, class_of, scan_settings)
+        pictures = _pictures(units, files, journal, class_of, labelling, settings)
         scenes = select_pictures(pictures, filter_settings)
         kept = [p for p in pictures if p.reason is None]
         dropped_list = walk_errors + _dropped_in_order(files, dropped, pictures)
@@ -243,6 +252,8 @@ def prepare_dataset(
         class_names = sorted({p.class_name for p in kept}) if labelling.mode != "none" else []
         manifest = base_manifest(scan_settings.size, scan_settings.channels, class_names)
         manifest["sources"] = [str(root) for root in roots]
+        if plans:
+            manifest["formats"] = {files[i].name: plan.format for i, plan in plans.items()}
         manifest["params"] = params
         if mapping is not None:
             manifest["unmatched_labels"] = len(unmatched)
@@ -270,6 +281,7 @@ def prepare_dataset(
         resumed=reused,
         scenes=scenes if scan_settings.measure else 0,
         contact_sheets={kind: out / "dropped" / path.name for kind, path in sheets.items()},
+        source_notes=[plan.note for plan in plans.values() if plan.note],
     )
 
 
@@ -284,6 +296,8 @@ def _assign_classes(
     unmatched: list[str] = []
     if labelling.mode == "subfolders":
         for i, file in enumerate(files):
+            if file.container is not None:  # labelled by its own entries
+                continue
             if "/" in file.rel:
                 class_of[i] = file.rel.split("/", 1)[0]
             else:
@@ -307,8 +321,10 @@ def _choose_classes(
     settings: PrepareSettings,
     labelling: Labelling,
     dropped: dict[int, tuple[str, str]],
+    plans: dict[int, Plan],
 ) -> None:
-    """Apply `classes` / `exclude_classes`: files of other classes are not even read."""
+    """Apply `classes` / `exclude_classes`: files of other classes are not even read (entries
+    of containers are read, and dropped by `_pictures`)."""
     wanted, unwanted = settings.classes, settings.exclude_classes
     if not wanted and not unwanted:
         return
@@ -316,7 +332,9 @@ def _choose_classes(
         raise DatasetError(
             f"classes / exclude_classes need labels, but {labelling.why_unlabelled()}"
         )
-    known = sorted(set(class_of.values()))
+    known = sorted(
+        set(class_of.values()) | {name for plan in plans.values() for name in plan.classes or []}
+    )
     for name in [*(wanted or []), *(unwanted or [])]:
         if name not in known:
             raise DatasetError(
@@ -329,10 +347,75 @@ def _choose_classes(
             dropped[i] = (files[i].path, "class excluded (--exclude-classes)")
 
 
+def _plan_containers(
+    files: list[SourceFile], prepare: PrepareSettings, settings: ScanSettings
+) -> dict[int, Plan]:
+    """The plan of each dataset container among the files, by file index."""
+    per_chunk = max(
+        1, min(512, _UNIT_BYTES // (settings.outputs_per_picture * _row_bytes(settings)))
+    )
+    try:
+        return {
+            i: formats.plan(
+                file.container, file.path, per_chunk, prepare.source_split, prepare.coarse_labels
+            )
+            for i, file in enumerate(files)
+            if file.container is not None
+        }
+    finally:
+        formats.close_all_handles()  # plans hold no handles; the scan opens its own
+
+
+def _container_labelling(
+    labels: str, files: list[SourceFile], plans: dict[int, Plan]
+) -> Labelling | None:
+    """How sources that are dataset containers are labelled; None when there are none."""
+    if not plans:
+        return None
+    if labels not in LABEL_MODES:
+        names = ", ".join(files[i].rel for i in plans)
+        raise DatasetError(
+            f"--labels {labels}: a mapping file labels image files, but {names} carries its"
+            " own labels; use --labels auto (or none)"
+        )
+    if labels == "none":
+        return Labelling(asked=labels, mode="none")
+    if labels == "subfolders":  # folders by folder, containers by their own labels
+        return Labelling(asked=labels, mode="subfolders")
+    unlabelled = [files[i].rel for i, plan in plans.items() if not plan.classes]
+    if not unlabelled and len(plans) == len(files):
+        return Labelling(asked=labels, mode="container")
+    if unlabelled:
+        why = f"{', '.join(unlabelled)} carries no labels"
+    else:
+        why = "the sources mix dataset containers with image files"
+    return Labelling(asked=labels, mode="none", sources_note=why)
+
+
 def _units_of(
-    index: int, file: SourceFile, prepare: PrepareSettings, settings: ScanSettings
+    index: int,
+    file: SourceFile,
+    prepare: PrepareSettings,
+    settings: ScanSettings,
+    plan: Plan | None = None,
 ) -> list[Unit]:
-    """The work units of one file: itself, or stretches of a video's frames."""
+    """The work units of one file: itself, stretches of a video's frames, or the chunks of a
+    dataset container."""
+    if plan is not None:
+        options = "|".join(str(o) for o in plan.options)
+        return [
+            Unit(
+                key=file_key(plan.identity, f"|{plan.format}|{c.start}-{c.stop}|{options}"),
+                file_index=index,
+                path=file.path,
+                name=file.name,
+                frames=c.count,
+                container=plan.format,
+                chunk=c,
+                details=plan.details,
+            )
+            for c in plan.chunks
+        ]
     if not file.is_video:
         return [Unit(key=file_key(file.path), file_index=index, path=file.path, name=file.name)]
     from ganvas.data.video import frame_count_estimate, frame_rate
@@ -402,12 +485,7 @@ def _run_units(units: list[Unit], settings: ScanSettings, workers: int) -> Itera
     """Scan results of `units`, in order, from at most 2 × `workers` tasks in flight."""
     tasks: list[list[Unit]] = []
     for unit in units:
-        if (
-            tasks
-            and not unit.video
-            and not tasks[-1][-1].video
-            and len(tasks[-1]) < _IMAGES_PER_TASK
-        ):
+        if tasks and not unit.many and not tasks[-1][-1].many and len(tasks[-1]) < _IMAGES_PER_TASK:
             tasks[-1].append(unit)
         else:
             tasks.append([unit])
@@ -459,26 +537,46 @@ def _pictures(
     files: list[SourceFile],
     journal: ScanJournal,
     class_of: dict[int, str],
-    settings: ScanSettings,
+    labelling: Labelling,
+    prepare: PrepareSettings,
 ) -> list[Picture]:
-    """One `Picture` per scanned item, in unit order, pointing at its rows in the journal."""
+    """One `Picture` per scanned item, in unit order, pointing at its rows in the journal.
+
+    Entries of dataset containers carry their own class; those of classes not chosen (or
+    without one when the dataset is labelled) are dropped here, as they are known only now.
+    """
+    wanted, unwanted = prepare.classes, prepare.exclude_classes
+    labelled = labelling.mode != "none"
     pictures: list[Picture] = []
     for unit in units:
         entry = journal.entries[unit.key]
         row, thumb = entry["row0"], entry["thumb0"]
         file = files[unit.file_index]
         for item in entry["items"]:
+            reason = item["reason"]
+            if unit.container is None:
+                class_name = class_of.get(unit.file_index)
+            else:
+                class_name = item.get("class") if labelled else None
+                if reason is None and labelled:
+                    if class_name is None:
+                        reason = f"no label ({file.rel} gives this entry none)"
+                    elif wanted and class_name not in wanted:
+                        reason = "class not chosen (--classes)"
+                    elif unwanted and class_name in unwanted:
+                        reason = "class excluded (--exclude-classes)"
             picture = Picture(
                 name=file.name + item["name"],
                 path=file.path + item["name"],
                 file_index=unit.file_index,
                 stream=f"video {unit.file_index}" if unit.video else f"source {file.source}",
-                class_name=class_of.get(unit.file_index),
-                reason=item["reason"],
+                class_name=class_name,
+                reason=reason,
             )
             if item["rows"]:
                 picture.rows = list(range(row, row + item["rows"]))
-                picture.thumb = thumb
+                # A class left out is no finding worth a contact sheet.
+                picture.thumb = thumb if reason == item["reason"] else None
                 row, thumb = row + item["rows"], thumb + 1
             if "hash" in item:  # measured (only when a filter needs it)
                 picture.blank = item["blank"]

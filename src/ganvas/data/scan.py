@@ -16,13 +16,14 @@ import hashlib
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from ganvas.data import filters
-from ganvas.data.images import ImageRejected, open_picture
+from ganvas.data.formats.base import Chunk
+from ganvas.data.images import ImageRejected, open_picture, open_picture_data, picture_from_array
 from ganvas.data.transforms import (
     centre_square_box,
     crop_to_square_array,
@@ -97,6 +98,14 @@ class Unit:
     end: float | None = None  # seconds, exclusive; None: to the end of the film
     every: int = 1
     frames: int = 1  # how many pictures this unit is expected to yield (for the progress bar)
+    container: str | None = None  # a dataset format (formats.FORMATS): `chunk` of its entries
+    chunk: Chunk | None = None
+    details: dict | None = field(default=None, compare=False)  # the format's plan details
+
+    @property
+    def many(self) -> bool:
+        """Whether the unit yields many pictures (a stretch of film, a chunk of a container)."""
+        return self.video or self.container is not None
 
 
 @dataclass
@@ -117,8 +126,12 @@ def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
     outputs: list[np.ndarray] = []
     thumbs: list[np.ndarray] = []
 
-    def add(name: str, picture: Image.Image | None, reason: str | None) -> None:
+    def add(
+        name: str, picture: Image.Image | None, reason: str | None, label: str | None = None
+    ) -> None:
         item: dict = {"name": name, "reason": reason, "rows": 0}
+        if label is not None:
+            item["class"] = label
         if picture is not None:
             try:
                 rows, thumb = _process(picture, unit.name + name, settings, item)
@@ -132,6 +145,8 @@ def scan_unit(unit: Unit, settings: ScanSettings) -> UnitResult:
 
     if unit.video:
         _scan_video(unit, settings, add)
+    elif unit.container is not None:
+        _scan_container(unit, settings, add)
     else:
         try:
             picture = open_picture(
@@ -172,6 +187,37 @@ def _scan_video(unit: Unit, settings: ScanSettings, add: Callable[..., None]) ->
     except ValueError as err:
         span = f"{unit.start:g}-{'end' if unit.end is None else f'{unit.end:g}'}s"
         add(f"#time={span}", None, f"cannot decode video ({err})")
+
+
+def _scan_container(unit: Unit, settings: ScanSettings, add: Callable[..., None]) -> None:
+    """The entries of one chunk of a dataset container (archive, LMDB, CIFAR, idx, parquet)."""
+    from ganvas.data.formats import read
+
+    assert unit.chunk is not None
+    try:
+        for entry in read(unit.container, unit.path, unit.chunk, unit.details or {}):
+            if entry.error is not None or entry.data is None:
+                add(entry.name, None, entry.error or "no picture", entry.label)
+                continue
+            try:
+                if isinstance(entry.data, np.ndarray):
+                    picture = picture_from_array(entry.data, 3, settings.min_size)
+                else:
+                    picture = open_picture_data(
+                        entry.data,
+                        3,
+                        settings.background,
+                        settings.max_pixels,
+                        settings.min_size,
+                        draft_side=settings.draft_side(),
+                    )
+            except ImageRejected as rejected:
+                add(entry.name, None, rejected.reason, entry.label)
+                continue
+            add(entry.name, picture, None, entry.label)
+    except (ValueError, OSError, EOFError) as err:  # DatasetError is a ValueError
+        chunk = unit.chunk
+        add(f"#entries={chunk.start}-{chunk.stop - 1}", None, f"cannot read ({err})")
 
 
 def _process(

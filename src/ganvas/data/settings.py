@@ -210,6 +210,14 @@ def _class_names(name: str, value: Any) -> tuple[str, ...] | None:
     return names or None
 
 
+def _split_name(name: str, value: Any) -> str:
+    check(
+        isinstance(value, str) and value.strip() != "" and "/" not in value,
+        f"{name}={value!r} must name a split (train, test, all, or a DatasetDict split)",
+    )
+    return value.strip()
+
+
 def _seconds(text: str) -> float:
     """'90', '1:30' or '0:01:30.5' → seconds."""
     parts = text.strip().split(":")
@@ -251,6 +259,12 @@ class PrepareSettings:
     min_size: int = _option(0, _whole(0))
     # Reading processes; None: one per CPU; 1 reads in the calling process.
     workers: int | None = _option(None, _whole(1, optional=True))
+
+    # Of dataset containers with parts: CIFAR's "train", "test" or "all" batches; the split
+    # of a Hugging Face DatasetDict folder, by name.
+    source_split: str = _option("train", _split_name)
+    # Of CIFAR-100: its 20 coarse classes instead of the 100 fine ones.
+    coarse_labels: bool = _option(False, _flag)
 
     # Of videos: keep frames 0, N, 2N, ... of the film's own frame grid.
     every: int = _option(1, _whole(1))

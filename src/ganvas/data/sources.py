@@ -1,9 +1,11 @@
-"""Where `prepare`'s pictures come from: folders, single files, list files and videos.
+"""Where `prepare`'s pictures come from: folders, single files, list files, videos, containers.
 
 A source on the command line is a folder (walked recursively, hidden names ignored), an image
 or video file, or a list file (.txt / .lst: one path per line, relative to the list's folder
 or absolute; blank lines and lines starting with '#' are skipped). Every file found becomes a
-`SourceFile`; video files (by extension) are later cut into frames.
+`SourceFile`; video files (by extension) are later cut into frames. A source that is a dataset
+container (a CIFAR tarball, an idx file, an LMDB, a zip or tar, a Hugging Face folder or parquet
+file: see `ganvas.data.formats`, recognised by content) is one `SourceFile` of many pictures.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ class SourceFile:
     source: int  # index of the source on the command line
     rel: str  # posix path relative to the source folder (or as written in a list file)
     path: str  # absolute path
+    container: str | None = None  # a dataset format holding many pictures (formats.FORMATS)
 
     @property
     def is_video(self) -> bool:
-        return self.rel.lower().endswith(VIDEO_EXTENSIONS)
+        return self.container is None and self.rel.lower().endswith(VIDEO_EXTENSIONS)
 
     @property
     def name(self) -> str:
@@ -96,8 +99,13 @@ def collect_files(roots: list[Path], out: Path) -> tuple[list[SourceFile], list[
         skip.add((stat.st_dev, stat.st_ino))
     files: list[SourceFile] = []
     errors: list[tuple[str, str]] = []
+    from ganvas.data.formats import detect
+
     for index, root in enumerate(roots):
-        if is_list_file(root):
+        container = None if is_list_file(root) else detect(root)
+        if container is not None:
+            found = [SourceFile(index, root.name, str(root), container)]
+        elif is_list_file(root):
             found = _read_list(index, root, skip, errors)
         elif root.is_dir():
             rels, walk_errors = walk(root, skip)
