@@ -46,6 +46,10 @@ class DamagedCheckpointError(CheckpointError):
     """A checkpoint's files do not match their checksums or cannot be parsed."""
 
 
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint file holds pickled objects other than tensors: refused, never run."""
+
+
 class DamagedCheckpointWarning(UserWarning):
     """A damaged checkpoint was skipped for an older one."""
 
@@ -235,8 +239,11 @@ def load_checkpoint(
         state_file = path / "training_state.pt"
         if state_file.is_file():
             training_state = torch.load(state_file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise  # a planted pickle: refused by weights_only, never passed off as damage
+    except pickle.UnpicklingError as err:  # refused by weights_only: never run, never skipped
+        raise UnsafeCheckpointError(
+            f"{path}/training_state.pt holds pickled objects ganvas does not load (only "
+            f"tensors and plain values; it was not written by ganvas): {str(err)[:200]}"
+        ) from err
     except (RuntimeError, ValueError, OSError, EOFError, SafetensorError) as err:
         raise DamagedCheckpointError(f"{path} cannot be read ({err})") from err
     return Checkpoint(path=path, weights=weights, training_state=training_state, state=state)

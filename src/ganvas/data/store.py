@@ -110,7 +110,10 @@ def load_dataset(path: str | os.PathLike, verify: bool = False) -> Dataset:
     labels = None
     labels_file = path / "labels.npy"
     if labels_file.is_file():
-        labels = np.load(labels_file)
+        try:
+            labels = np.load(labels_file)  # allow_pickle=False: an object array is refused
+        except (ValueError, OSError) as err:
+            raise DatasetError(f"{labels_file} cannot be read as a .npy array ({err})") from err
         if labels.shape != (images.shape[0],):
             raise DatasetError(
                 f"{labels_file} has shape {labels.shape} but there are {images.shape[0]} images"
