@@ -18,6 +18,7 @@ and `load_newest_checkpoint` then falls back to the one before it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -32,7 +33,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 from ganvas.errors import CheckpointError, DiskFullError, is_disk_full
 from ganvas.io import fault_point, remove_stale_temporaries, write_text_atomic
@@ -94,7 +96,9 @@ def save_checkpoint(
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
             fault_point(f"checkpoint {step} {name}")
-        torch.save(training_state, tmp / "training_state.pt")
+        buffer = io.BytesIO()
+        torch.save(training_state, buffer)
+        _write(tmp / "training_state.pt", buffer.getbuffer())
         sums = {file.name: file_sha256(file) for file in sorted(tmp.iterdir())}
         # state.json goes last: its presence marks the folder as complete.
         (tmp / "state.json").write_text(json.dumps(dict(state, step=step, sha256=sums), indent=2))
@@ -116,6 +120,17 @@ def save_checkpoint(
         raise
     _prune(folder, keep)
     return final
+
+
+def save_file(tensors: dict[str, torch.Tensor], filename: str) -> None:
+    """Write a safetensors file with plain writes, so that a full disk raises OSError
+    (ENOSPC) here rather than a library's own error."""
+    _write(Path(filename), safetensors_bytes(tensors))
+
+
+def _write(path: Path, data: bytes | memoryview) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def disk_full_message(what: str, run_dir: str | os.PathLike, err: OSError) -> str:

@@ -302,6 +302,7 @@ def train(
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
+    from ganvas.errors import DiskFullError
     from ganvas.rundir import RunDir
     from ganvas.training.trainer import TrainingDiverged
     from ganvas.training.trainer import train as train_run
@@ -328,6 +329,8 @@ def train(
         else:
             cfg = load_config(preset=preset, config_file=config, overrides=overrides)
             result = train_run(cfg, out, new=new, progress=progress)
+    except DiskFullError as err:
+        _fail(err, code=1)
     except _user_errors() as err:
         _fail(err)
     except TrainingDiverged as err:

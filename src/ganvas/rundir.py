@@ -18,6 +18,7 @@ Only this module spells these names; everything else asks a `RunDir`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ganvas.config import Config, config_from_dict, read_config_file
-from ganvas.errors import CheckpointError, RunBusyError
+from ganvas.errors import CheckpointError, RunBusyError, is_disk_full
 from ganvas.io import fault_point, write_json_atomic, write_text_atomic
 
 FAKES_GRID = re.compile(r"^fakes_(\d{8})\.png$")
@@ -177,29 +178,34 @@ class RunLock:
             _HELD[key][1] += 1
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (closed in release())
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(handle)
-            handle.close()
+            holder = _read_holder(fd)
+            os.close(fd)
             who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since "
                    f"{holder.get('started', '?')}")  # fmt: skip
             raise RunBusyError(
                 f"{self.path.parent} is being trained by another process ({who}); wait for it "
                 f"to finish or stop it (kill {holder.get('pid', 'PID')}) before training here"
             ) from None
-        previous = _read_holder(handle)
+        previous = _read_holder(fd)
         if previous.get("pid") and previous.get("pid") != os.getpid():
             self.took_over = (f"took over the lock of pid {previous['pid']} on "
                               f"{previous.get('host', '?')}, which is gone (it crashed or was "
                               "killed)")  # fmt: skip
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}))  # fmt: skip
-        handle.flush()
-        _HELD[key] = [handle, 1]
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%S")})  # fmt: skip
+        os.ftruncate(fd, 0)
+        try:
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError as err:  # a full disk: the lock holds all the same, only unnamed
+            if not is_disk_full(err):
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+        _HELD[key] = [fd, 1]
 
     def release(self) -> None:
         """Give the lock up (emptying the file: a clean exit leaves nothing to take over)."""
@@ -211,22 +217,17 @@ class RunLock:
         if entry[1] > 0:
             return
         del _HELD[self._key]
-        handle = entry[0]
-        try:
-            handle.seek(0)
-            handle.truncate()
-        except OSError:
-            pass
-        handle.close()
+        with contextlib.suppress(OSError):
+            os.ftruncate(entry[0], 0)
+        os.close(entry[0])
 
     def __del__(self) -> None:
         self.release()
 
 
-def _read_holder(handle: Any) -> dict[str, Any]:
-    handle.seek(0)
+def _read_holder(fd: int) -> dict[str, Any]:
     try:
-        holder = json.loads(handle.read() or "{}")
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
     except ValueError:
         return {}
     return holder if isinstance(holder, dict) else {}

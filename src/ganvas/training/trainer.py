@@ -119,8 +119,9 @@ class Trainer:
         elif config.train.init_from:
             self._init_from(config.train.init_from)
         self.plan = self.schedule.begin_step(self.step, self._growing_networks())
-        self.run.write_config(config)
-        self.run.write_class_names(self.class_names)
+        with self._writing("config.yaml and classes.json"):
+            self.run.write_config(config)
+            self.run.write_class_names(self.class_names)
         self.metrics = MetricsLog(self.run_dir, self.step, config.train.tensorboard)
         self._check_eval_weights()
 
