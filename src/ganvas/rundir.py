@@ -31,9 +31,19 @@ from typing import Any
 
 from ganvas.config import Config, config_from_dict, read_config_file
 from ganvas.errors import CheckpointError, RunBusyError, is_disk_full
-from ganvas.io import fault_point, write_json_atomic, write_text_atomic
+from ganvas.io import (
+    fault_point,
+    remove_stale_temporaries,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 FAKES_GRID = re.compile(r"^fakes_(\d{8})\.png$")
+# The temporary names `ganvas.io.atomic_path` gives training's outputs (".config.yaml.x1y2.tmp")
+STALE_TEMPORARY = re.compile(
+    r"^\.(config\.yaml|classes\.json|metrics\.jsonl|progress\.gif|reals\.png|"
+    r"fakes_\d{8}\.png|latest|best)\.[A-Za-z0-9_]+\."
+)
 
 
 class RunDir:
@@ -136,6 +146,12 @@ class RunDir:
                 match = FAKES_GRID.match(grid.name)
                 if match and int(match.group(1)) > step:
                     grid.unlink(missing_ok=True)
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete the half-written temporary files of a process killed while writing (call
+        it holding the lock: another writer's files are not stale)."""
+        for folder in (self.path, self.samples_dir, self.checkpoints_dir):
+            remove_stale_temporaries(folder, lambda p: bool(STALE_TEMPORARY.match(p.name)))
 
     def lock(self) -> RunLock:
         """Take the run's writer lock (see `RunLock`)."""

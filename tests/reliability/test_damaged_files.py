@@ -217,3 +217,14 @@ def test_the_json_files_of_a_run_hold_no_objects(run):
     json.loads((folder / "state.json").read_text())
     json.loads((run / "classes.json").read_text())
     assert torch.load(folder / "training_state.pt", weights_only=True)
+
+
+def test_temporaries_of_a_killed_writer_are_removed_on_the_next_start(tiny_dataset, run):
+    stale = [run / ".config.yaml.ab12cd.tmp", run / "samples" / ".fakes_00000040.png.x1.png",
+             run / "checkpoints" / ".latest.zz9.tmp"]  # fmt: skip
+    keep = run / ".my-notes.txt"  # a user's own hidden file is not ganvas' to delete
+    for path in [*stale, keep]:
+        path.write_bytes(b"half")
+    train(tiny_config(tiny_dataset.path, **dict(SETTINGS, **{"train.steps": 40})), run,
+          progress=False)  # fmt: skip
+    assert not any(p.exists() for p in stale) and keep.exists()

@@ -101,6 +101,7 @@ class Trainer:
         if new:
             self.run.clear()
         ckpt.remove_unfinished(self.run_dir)
+        self.run.remove_stale_temporaries()
         self.log = RunLog(self.run_dir)
         if self.lock.took_over:
             self.log(self.lock.took_over)
