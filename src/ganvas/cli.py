@@ -446,14 +446,17 @@ def demo(
     from ganvas.training.trainer import train as train_run
 
     started = time.perf_counter()
+    overrides = [f"data.path={data}"] + ([f"train.steps={steps}"] if steps is not None else [])
+    try:
+        cfg = load_config(preset="emoji-demo", overrides=overrides)  # bad settings: nothing written
+    except _user_errors() as err:
+        _fail(err)
     if not (data / "manifest.json").is_file():
         if data.exists() and any(data.iterdir()):
             _fail(FileExistsError(f"{data} exists and is not a dataset; pass another --data"))
         dataset = write_example_dataset(data, size=32, overwrite=data.exists())
         console.print(f"[green]wrote[/] example dataset {data} ({len(dataset)} emoji)")
-    overrides = [f"data.path={data}"] + ([f"train.steps={steps}"] if steps else [])
     try:
-        cfg = load_config(preset="emoji-demo", overrides=overrides)
         train_run(cfg, out, new=new, progress=progress)
         load(out).save_grid(image, n=64, seed=0)
     except _user_errors() as err:

@@ -31,7 +31,7 @@ from tests.conftest import assert_same, tiny_config
 
 KILLS = 20
 SEED = 19
-STEPS = 400
+STEPS = 200
 SETTINGS = {
     "train.steps": STEPS,
     "train.log_interval": 5,

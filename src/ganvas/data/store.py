@@ -97,8 +97,18 @@ def load_dataset(path: str | os.PathLike, verify: bool = False) -> Dataset:
         manifest = json.loads(manifest_file.read_text())
     except json.JSONDecodeError as err:
         raise DatasetError(f"{manifest_file} is not valid JSON ({err})") from err
-    if manifest.get("format") != FORMAT_NAME:
-        raise DatasetError(f"{manifest_file} is not a {FORMAT_NAME} manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DatasetError(
+            f"{manifest_file} is not a {FORMAT_NAME} manifest (a dataset dir of another tool or "
+            f"of a ganvas before 0.1); make it again with: ganvas prepare IMAGES_FOLDER --out "
+            f"{path} --overwrite"
+        )
+    version = manifest.get("version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{path} was written by a newer ganvas (dataset format version {version}; this "
+            f"one reads up to {FORMAT_VERSION}): upgrade ganvas, or prepare it again with this one"
+        )
     try:
         images = np.load(images_file, mmap_mode="r")
     except (ValueError, OSError) as err:

@@ -13,6 +13,7 @@ saves itself (`training.state`).
 from __future__ import annotations
 
 import math
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -89,15 +90,27 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.run_dir = self.run.path
         self.show_progress = progress
+        # Whatever is wrong with the settings or the data fails here, before the run
+        # directory is touched: a bad invocation writes nothing.
+        self._load_data(config)
+        if not new and ckpt.find_latest_checkpoint(self.run_dir) is not None:
+            check_resumable(self.run_dir, self.config)
+        self._check_eval_weights()
+        self.device = resolve_device(self.config.train.device)
+        self._build_parts()
+        created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.lock = self.run.lock()  # one run, one writer: refuses while another trains here
         try:
-            self._setup(config, new)
+            self._setup(new)
         except BaseException:
             self.lock.release()
+            if created:  # e.g. train.init_from names no run: leave nothing behind
+                shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
 
-    def _setup(self, config: Config, new: bool) -> None:
+    def _setup(self, new: bool) -> None:
+        config = self.config
         if new:
             self.run.clear()
         ckpt.remove_unfinished(self.run_dir)
@@ -105,13 +118,7 @@ class Trainer:
         self.log = RunLog(self.run_dir)
         if self.lock.took_over:
             self.log(self.lock.took_over)
-        self._load_data(config)
-        config = self.config
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
-        if resume_from is not None:
-            check_resumable(self.run_dir, config)
-        self.device = resolve_device(config.train.device)
-        self._build_parts()
         self.step = 0
         self.best_metric: float | None = None  # lowest eval_metric so far
         self.elapsed = 0.0
@@ -124,7 +131,6 @@ class Trainer:
             self.run.write_config(config)
             self.run.write_class_names(self.class_names)
         self.metrics = MetricsLog(self.run_dir, self.step, config.train.tensorboard)
-        self._check_eval_weights()
 
     # --- Building --------------------------------------------------------------------------
 
