@@ -67,3 +67,23 @@ def test_one_process_may_hold_several_trainers_on_one_run(tiny_dataset, tmp_path
     assert second.fit().step == 20
     del first
     assert RunDir(run).lock().took_over == ""
+
+
+def test_a_real_training_process_is_named(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(tiny_config(tiny_dataset.path).to_yaml())
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]),
+               GANVAS_FAULT_DELAY="30")  # it pauses at its first write: still training  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "ganvas", "train", "--config", str(config_file),
+                             "--out", str(run), "--no-progress"], env=env, text=True,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert proc.stderr.readline().startswith("ganvas-fault-point")
+        result = CliRunner().invoke(app, ["train", "--config", str(config_file), "--out",
+                                          str(run), "--no-progress"])  # fmt: skip
+        assert result.exit_code == 2
+        assert f"is being trained by another process (pid {proc.pid} on" in result.output
+    finally:
+        proc.kill()
+        proc.wait()
