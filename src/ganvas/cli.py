@@ -758,7 +758,22 @@ def _print_plan(cfg) -> None:
         out.print(f"{total:,} steps in all")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """ganvas' own warnings (a damaged checkpoint skipped) as one line, like its errors."""
+    from ganvas.checkpoint import DamagedCheckpointWarning
+
+    if issubclass(category, DamagedCheckpointWarning):
+        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
+    import warnings
+
+    global _python_show_warning
+    _python_show_warning = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         app()
     except KeyboardInterrupt:
