@@ -321,7 +321,9 @@ class Trainer:
                         self.save_samples()
                     if self.step % t.sample_interval == 0:  # on its own cadence, so resumes agree
                         collapsed = self._collapsed()
-                        if collapsed and self._roll_back("the generator collapsed"):
+                        if collapsed and self._roll_back(
+                            f"the generator collapsed ({self.collapse_warning})"
+                        ):
                             collapsed, last_saved = False, self.step
                             bar.update(task, completed=self.step)
                             continue
@@ -454,6 +456,7 @@ class Trainer:
         warning = self.collapse.update(to_uint8(self.sample_fixed()))
         if warning is None:
             return False
+        self.collapse_warning = warning
         self.metrics.write({"step": self.step, "event": "collapse", "message": warning})
         if self.config.train.collapse_check == "stop":
             self.log(f"[red]stopping: {warning}[/] (train.collapse_check=stop)")
