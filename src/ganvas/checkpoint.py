@@ -3,33 +3,57 @@
     checkpoints/<step:08d>/G.safetensors, D.safetensors, G_ema.safetensors   weights
     checkpoints/<step:08d>/training_state.pt    optimizer + RNG + loader state (tensors, dicts,
                                                 numbers only: read with weights_only=True)
-    checkpoints/<step:08d>/state.json           step, images seen, time; written last
+    checkpoints/<step:08d>/state.json           step, images seen, time, and the SHA-256 of
+                                                every other file ("sha256"); written last
     checkpoints/latest                          text file naming the newest complete step
 
 A checkpoint is written into a hidden temporary folder and renamed into place; `latest` is
-replaced atomically afterwards, so at every instant it names a complete checkpoint.
+replaced atomically afterwards, so at every instant it names a complete checkpoint. Old
+checkpoints are renamed to a temporary name before they are deleted, so a kill never leaves
+half of one. On load, each file is checked against its checksum (checkpoints of ganvas 0.1.0
+have none and are read as they are): a damaged checkpoint raises `DamagedCheckpointError`,
+and `load_newest_checkpoint` then falls back to the one before it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-from ganvas.errors import CheckpointError
-from ganvas.io import remove_stale_temporaries, write_text_atomic
+from ganvas.errors import CheckpointError, DiskFullError, is_disk_full
+from ganvas.io import fault_point, remove_stale_temporaries, write_text_atomic
 from ganvas.rundir import RunDir
 
 STEP_DIR = re.compile(r"^\d{8}$")
 WEIGHT_NAMES = ("G", "G_ema", "D")
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint's files do not match their checksums or cannot be parsed."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint file holds pickled objects other than tensors: refused, never run."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped for an older one."""
 
 
 @dataclass
@@ -71,16 +95,23 @@ def save_checkpoint(
         for name, state_dict in weights.items():
             tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
             save_file(tensors, str(tmp / f"{name}.safetensors"))
-        torch.save(training_state, tmp / "training_state.pt")
+            fault_point(f"checkpoint {step} {name}")
+        buffer = io.BytesIO()
+        torch.save(training_state, buffer)
+        _write(tmp / "training_state.pt", buffer.getbuffer())
+        sums = {file.name: file_sha256(file) for file in sorted(tmp.iterdir())}
         # state.json goes last: its presence marks the folder as complete.
-        (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2))
+        (tmp / "state.json").write_text(json.dumps(dict(state, step=step, sha256=sums), indent=2))
         _fsync_dir_files(tmp)
+        fault_point(f"checkpoint {step} rename")
         if final.exists():  # the same step saved again (e.g. stop right after a resume)
-            shutil.rmtree(final)
+            _discard(final)
         os.rename(tmp, final)
         write_text_atomic(folder / "latest", final.name + "\n")
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(err):
+            raise DiskFullError(disk_full_message(f"checkpoint {step}", run_dir, err)) from err
         if isinstance(err, OSError):
             raise CheckpointError(
                 f"could not write checkpoint for step {step} in {folder}: {err}. "
@@ -89,6 +120,40 @@ def save_checkpoint(
         raise
     _prune(folder, keep)
     return final
+
+
+def save_file(tensors: dict[str, torch.Tensor], filename: str) -> None:
+    """Write a safetensors file with plain writes, so that a full disk raises OSError
+    (ENOSPC) here rather than a library's own error."""
+    _write(Path(filename), safetensors_bytes(tensors))
+
+
+def _write(path: Path, data: bytes | memoryview) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def disk_full_message(what: str, run_dir: str | os.PathLike, err: OSError) -> str:
+    """'disk full while writing checkpoint 400 in runs/a; the newest complete checkpoint is
+    300 (intact): free some space and run the same command again to resume.'"""
+    newest = find_latest_checkpoint(run_dir)
+    where = (
+        f"the newest complete checkpoint is {int(newest.name)} (intact)"
+        if newest
+        else ("there is no complete checkpoint yet")
+    )
+    return (
+        f"disk full while writing {what} in {run_dir} ({err.strerror or err}); {where}: "
+        "free some space and run the same command again to resume"
+    )
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -153,21 +218,97 @@ def load_checkpoint(
     device: torch.device | str = "cpu",
     names: tuple[str, ...] = WEIGHT_NAMES,
 ) -> Checkpoint:
-    """Read a checkpoint folder. Never unpickles arbitrary objects."""
+    """Read a checkpoint folder. Never unpickles arbitrary objects.
+
+    Raises:
+        CheckpointError: `path` is not a complete checkpoint.
+        DamagedCheckpointError: a file does not match the checksum in state.json, or cannot
+            be parsed (truncated, overwritten).
+    """
     path = Path(path)
     if not _is_complete(path):
         raise CheckpointError(f"{path} is not a complete checkpoint (state.json missing)")
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DamagedCheckpointError(f"{path}/state.json is damaged ({err})") from err
+    sums = state.get("sha256") or {}  # absent in checkpoints of ganvas 0.1.0
+    wanted = [f"{name}.safetensors" for name in names] + ["training_state.pt"]
+    for file_name in wanted:
+        file = path / file_name
+        if file_name in sums:
+            if not file.is_file():
+                raise DamagedCheckpointError(f"{file} is missing")
+            if file_sha256(file) != sums[file_name]:
+                raise DamagedCheckpointError(
+                    f"{file} does not match its checksum in state.json (truncated or changed "
+                    "after it was written)"
+                )
     weights = {}
-    for name in names:
-        file = path / f"{name}.safetensors"
-        if file.is_file():
-            weights[name] = load_file(str(file), device=str(device))
     training_state: dict[str, Any] = {}
-    state_file = path / "training_state.pt"
-    if state_file.is_file():
-        training_state = torch.load(state_file, map_location="cpu", weights_only=True)
-    state = json.loads((path / "state.json").read_text())
+    try:
+        for name in names:
+            file = path / f"{name}.safetensors"
+            if file.is_file():
+                weights[name] = load_file(str(file), device=str(device))
+        state_file = path / "training_state.pt"
+        if state_file.is_file():
+            training_state = torch.load(state_file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # refused by weights_only: never run, never skipped
+        raise UnsafeCheckpointError(
+            f"{path}/training_state.pt holds pickled objects ganvas does not load (only "
+            f"tensors and plain values; it was not written by ganvas): {str(err)[:200]}"
+        ) from err
+    except (RuntimeError, ValueError, OSError, EOFError, SafetensorError) as err:
+        raise DamagedCheckpointError(f"{path} cannot be read ({err})") from err
     return Checkpoint(path=path, weights=weights, training_state=training_state, state=state)
+
+
+def load_newest_checkpoint(
+    run_dir: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    names: tuple[str, ...] = WEIGHT_NAMES,
+    warn: Callable[[str], None] | None = None,
+    set_aside: bool = False,
+) -> Checkpoint | None:
+    """The newest checkpoint of a run that loads; a damaged one is skipped with a warning
+    (`warn(message)`, else a `DamagedCheckpointWarning`) for the one before it.
+
+    Args:
+        set_aside: (for the run's writer) rename each damaged folder to `<step>.damaged`,
+            kept for inspection, and point `latest` at the checkpoint that loaded.
+
+    Returns None when the run has no checkpoint.
+
+    Raises:
+        DamagedCheckpointError: every checkpoint of the run is damaged.
+    """
+    newest = find_latest_checkpoint(run_dir)
+    if newest is None:
+        return None
+    candidates = [newest] + [p for p in reversed(list_checkpoints(run_dir)) if p != newest]
+    problems = []
+    for path in candidates:
+        try:
+            loaded = load_checkpoint(path, device=device, names=names)
+        except DamagedCheckpointError as err:
+            problems.append(str(err))
+            message = f"skipping damaged checkpoint {path.name}: {err}"
+            if set_aside:
+                os.replace(path, path.with_name(path.name + ".damaged"))
+                message += f"; it is kept as {path.name}.damaged"
+            if warn is not None:
+                warn(message)
+            else:
+                warnings.warn(message, DamagedCheckpointWarning, stacklevel=2)
+            continue
+        if set_aside and problems:
+            write_text_atomic(checkpoints_dir(run_dir) / "latest", path.name + "\n")
+        return loaded
+    raise DamagedCheckpointError(
+        f"every checkpoint of {run_dir} is damaged: {'; '.join(problems)}. Start over with "
+        "--new, or restore the run directory from a backup"
+    )
 
 
 def remove_unfinished(run_dir: str | os.PathLike) -> None:
@@ -196,7 +337,16 @@ def _prune(folder: Path, keep: int) -> None:
     best = (folder / "best").read_text().strip() if (folder / "best").is_file() else None
     steps = sorted(p for p in folder.iterdir() if STEP_DIR.match(p.name) and p.name != best)
     for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
+
+
+def _discard(checkpoint: Path) -> None:
+    """Delete a checkpoint folder: renamed away first (atomic), so a kill during the deletion
+    leaves a temporary folder that the next start removes, never half a checkpoint."""
+    doomed = Path(tempfile.mkdtemp(prefix=f".tmp-old-{checkpoint.name}-", dir=checkpoint.parent))
+    os.rename(checkpoint, doomed / checkpoint.name)
+    fault_point(f"discard {checkpoint.name}")
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _fsync_dir_files(folder: Path) -> None:

@@ -320,6 +320,7 @@ def train(
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
+    from ganvas.errors import DiskFullError
     from ganvas.rundir import RunDir
     from ganvas.training.trainer import TrainingDiverged
     from ganvas.training.trainer import train as train_run
@@ -346,6 +347,8 @@ def train(
         else:
             cfg = load_config(preset=preset, config_file=config, overrides=overrides)
             result = train_run(cfg, out, new=new, progress=progress)
+    except DiskFullError as err:
+        _fail(err, code=1)
     except _user_errors() as err:
         _fail(err)
     except TrainingDiverged as err:
@@ -461,14 +464,17 @@ def demo(
     from ganvas.training.trainer import train as train_run
 
     started = time.perf_counter()
+    overrides = [f"data.path={data}"] + ([f"train.steps={steps}"] if steps is not None else [])
+    try:
+        cfg = load_config(preset="emoji-demo", overrides=overrides)  # bad settings: nothing written
+    except _user_errors() as err:
+        _fail(err)
     if not (data / "manifest.json").is_file():
         if data.exists() and any(data.iterdir()):
             _fail(FileExistsError(f"{data} exists and is not a dataset; pass another --data"))
         dataset = write_example_dataset(data, size=32, overwrite=data.exists())
         console.print(f"[green]wrote[/] example dataset {data} ({len(dataset)} emoji)")
-    overrides = [f"data.path={data}"] + ([f"train.steps={steps}"] if steps else [])
     try:
-        cfg = load_config(preset="emoji-demo", overrides=overrides)
         train_run(cfg, out, new=new, progress=progress)
         load(out).save_grid(image, n=64, seed=0)
     except _user_errors() as err:
@@ -833,7 +839,22 @@ def _print_plan(cfg) -> None:
         out.print(f"{total:,} steps in all")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """ganvas' own warnings (a damaged checkpoint skipped) as one line, like its errors."""
+    from ganvas.checkpoint import DamagedCheckpointWarning
+
+    if issubclass(category, DamagedCheckpointWarning):
+        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
+    import warnings
+
+    global _python_show_warning
+    _python_show_warning = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         app()
     except KeyboardInterrupt:

@@ -171,6 +171,11 @@ class TrainConfig:
     eval_split: Literal["train", "val", "all"] = "train"
     eval_weights: str = ""  # Inception weights file; default GANVAS_INCEPTION_WEIGHTS / cache
     collapse_check: Literal["off", "warn", "stop"] = "warn"  # on sample steps: mode collapse
+    # A NaN/inf loss or a collapse stop: 'rollback' reloads the last good checkpoint with the
+    # learning rates times rollback_lr_factor, at most max_rollbacks times; 'stop' stops.
+    on_diverge: Literal["stop", "rollback"] = "rollback"
+    rollback_lr_factor: float = 0.5
+    max_rollbacks: int = 3
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
@@ -204,6 +209,9 @@ class TrainConfig:
             f"{', '.join(ADA_PIPELINES)}",
         )
         check(self.freeze_d >= 0, f"train.freeze_d={self.freeze_d} must be >= 0")
+        check(0 < self.rollback_lr_factor <= 1,
+              f"train.rollback_lr_factor={self.rollback_lr_factor} must lie in (0, 1]")  # fmt: skip
+        check(self.max_rollbacks >= 0, f"train.max_rollbacks={self.max_rollbacks} must be >= 0")
         check(self.eval_interval >= 0, f"train.eval_interval={self.eval_interval} must be >= 0")
         check(self.eval_n >= 2, f"train.eval_n={self.eval_n} must be >= 2")
         check(self.replay_size >= 0, f"train.replay_size={self.replay_size} must be >= 0")

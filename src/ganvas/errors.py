@@ -7,6 +7,8 @@ machinery or torch.
 
 from __future__ import annotations
 
+import errno
+
 
 class ConfigError(ValueError):
     """A configuration key or value a user gave is wrong; the message says how to fix it."""
@@ -15,6 +17,23 @@ class ConfigError(ValueError):
 class CheckpointError(RuntimeError):
     """A run, its checkpoint or its config.yaml is missing or incomplete, or a checkpoint
     could not be written."""
+
+
+class DiskFullError(CheckpointError):
+    """The disk (or the user's quota) filled up while ganvas was writing; what was complete
+    before is intact and the message names the newest complete checkpoint."""
+
+
+class RunBusyError(CheckpointError):
+    """Another process is training in this run directory right now."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for the OSErrors of a full disk, an exhausted quota or a file-size limit."""
+    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
 
 
 def check(condition: bool, message: str) -> None:

@@ -19,7 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganvas.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from ganvas.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_newest_checkpoint,
+    resolve_checkpoint,
+)
 from ganvas.config import Config
 from ganvas.grid import image_grid, labelled_grid, to_pil
 from ganvas.inference import (
@@ -278,7 +283,11 @@ def load_network(
     config = RunDir(run_dir).read_config()
     G, D = build_models(config.model)
     names = ("D",) if part == "D" else ("G_ema", "G") if ema else ("G",)
-    saved = load_checkpoint(folder, device="cpu", names=names)
+    if checkpoint is None:  # the newest that loads: a damaged one is skipped with a warning
+        saved = load_newest_checkpoint(run_dir, device="cpu", names=names)
+        folder = saved.path
+    else:
+        saved = load_checkpoint(folder, device="cpu", names=names)
     name = next((n for n in names if n in saved.weights), names[-1])
     if name not in saved.weights:
         raise CheckpointError(f"{folder} has no {name}.safetensors")

@@ -10,10 +10,27 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+# Test hook (tests/reliability): with GANVAS_FAULT_DELAY=SECONDS in the environment, every
+# write that calls `fault_point` announces itself on stderr ("ganvas-fault-point <where>")
+# and pauses there, so a test can SIGKILL the process in the middle of that write. Unset (as
+# always outside those tests) it costs one dictionary lookup.
+FAULT_DELAY_VARIABLE = "GANVAS_FAULT_DELAY"
+
+
+def fault_point(where: str) -> None:
+    """Announce `where` and pause there when GANVAS_FAULT_DELAY is set; else do nothing."""
+    delay = os.environ.get(FAULT_DELAY_VARIABLE)
+    if delay:
+        sys.stderr.write(f"ganvas-fault-point {where}\n")
+        sys.stderr.flush()
+        time.sleep(float(delay))
 
 
 @contextlib.contextmanager
@@ -32,6 +49,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs should be readable like any file
     try:
         yield tmp
+        fault_point(f"write {dest.name}")
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -11,21 +11,39 @@
     run/checkpoints/             see ganvas.checkpoint
     run/eval/eval_<step:08d>.json      `ganvas evaluate` results
     run/ratings.jsonl            `ganvas rate` results
+    run/.lock                    held (flock) by the process training here: its pid and host
 
 Only this module spells these names; everything else asks a `RunDir`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 from ganvas.config import Config, config_from_dict, read_config_file
-from ganvas.errors import CheckpointError
-from ganvas.io import write_json_atomic, write_text_atomic
+from ganvas.errors import CheckpointError, RunBusyError, is_disk_full
+from ganvas.io import (
+    fault_point,
+    remove_stale_temporaries,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+FAKES_GRID = re.compile(r"^fakes_(\d{8})\.png$")
+# The temporary names `ganvas.io.atomic_path` gives training's outputs (".config.yaml.x1y2.tmp")
+STALE_TEMPORARY = re.compile(
+    r"^\.(config\.yaml|classes\.json|metrics\.jsonl|progress\.gif|reals\.png|"
+    r"fakes_\d{8}\.png|latest|best)\.[A-Za-z0-9_]+\."
+)
 
 
 class RunDir:
@@ -44,6 +62,7 @@ class RunDir:
         self.checkpoints_dir = self.path / "checkpoints"
         self.eval_dir = self.path / "eval"
         self.ratings_file = self.path / "ratings.jsonl"
+        self.lock_file = self.path / ".lock"
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -86,10 +105,57 @@ class RunDir:
         return self.classes_file
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one record as a line of metrics.jsonl."""
+        """Append one record as a line of metrics.jsonl (one write: a kill cannot tear it;
+        a full disk can, and `read_metrics` skips such a line)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record) + "\n"
         with open(self.metrics_file, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            if os.environ.get("GANVAS_FAULT_DELAY"):  # test hook: a torn line, then a pause
+                f.write(line[: len(line) // 2])
+                f.flush()
+                fault_point(f"metrics {record.get('step')}")
+                line = line[len(line) // 2 :]
+            f.write(line)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl in order; a torn line (a full disk, a crash of the
+        machine) is left out."""
+        if not self.metrics_file.is_file():
+            return []
+        records = []
+        for line in self.metrics_file.read_text(encoding="utf-8", errors="replace").split("\n"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def discard_after(self, step: int) -> None:
+        """Forget what was recorded after `step` (a resume or a rollback to the checkpoint of
+        `step` trains those steps again): later metrics.jsonl lines and torn ones are
+        dropped, later fixed-noise grids deleted."""
+        if self.metrics_file.is_file():
+            kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            if text != self.metrics_file.read_text(encoding="utf-8", errors="replace"):
+                write_text_atomic(self.metrics_file, text)
+        if self.samples_dir.is_dir():
+            for grid in self.samples_dir.iterdir():
+                match = FAKES_GRID.match(grid.name)
+                if match and int(match.group(1)) > step:
+                    grid.unlink(missing_ok=True)
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete the half-written temporary files of a process killed while writing (call
+        it holding the lock: another writer's files are not stale)."""
+        for folder in (self.path, self.samples_dir, self.checkpoints_dir):
+            remove_stale_temporaries(folder, lambda p: bool(STALE_TEMPORARY.match(p.name)))
+
+    def lock(self) -> RunLock:
+        """Take the run's writer lock (see `RunLock`)."""
+        return RunLock(self.lock_file)
 
     def outputs(self) -> tuple[Path, ...]:
         """What training writes, and so what `ganvas train --new` deletes. Evaluations and
@@ -104,3 +170,80 @@ class RunDir:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+
+
+_HELD: dict[str, list[Any]] = {}  # lock file → [open file, holders] for this process
+
+
+class RunLock:
+    """One run, one writer: an exclusive `flock` on run/.lock, which names the holder.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock file left by
+    a crashed process is simply taken over (and said so in `took_over`). Within one process
+    the lock is shared: a second Trainer on the same run in the same program is allowed.
+
+    Raises:
+        RunBusyError: another process holds the lock; the message names its pid and host.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.took_over, self._released = Path(path), "", False
+        key = os.path.realpath(self.path)
+        self._key = key
+        if key in _HELD:
+            _HELD[key][1] += 1
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since "
+                   f"{holder.get('started', '?')}")  # fmt: skip
+            raise RunBusyError(
+                f"{self.path.parent} is being trained by another process ({who}); wait for it "
+                f"to finish or stop it (kill {holder.get('pid', 'PID')}) before training here"
+            ) from None
+        previous = _read_holder(fd)
+        if previous.get("pid") and previous.get("pid") != os.getpid():
+            self.took_over = (f"took over the lock of pid {previous['pid']} on "
+                              f"{previous.get('host', '?')}, which is gone (it crashed or was "
+                              "killed)")  # fmt: skip
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%S")})  # fmt: skip
+        os.ftruncate(fd, 0)
+        try:
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError as err:  # a full disk: the lock holds all the same, only unnamed
+            if not is_disk_full(err):
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+        _HELD[key] = [fd, 1]
+
+    def release(self) -> None:
+        """Give the lock up (emptying the file: a clean exit leaves nothing to take over)."""
+        if self._released or self._key not in _HELD:
+            return
+        self._released = True
+        entry = _HELD[self._key]
+        entry[1] -= 1
+        if entry[1] > 0:
+            return
+        del _HELD[self._key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(entry[0], 0)
+        os.close(entry[0])
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}

@@ -136,7 +136,7 @@ def test_epochs_set_the_number_of_steps(tiny_dataset, tmp_path):
 def test_a_diverging_run_stops_without_writing_nan_checkpoints(tiny_dataset, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(tiny_config(tiny_dataset.path), run, progress=False)  # good checkpoint at step 20
-    cfg = tiny_config(tiny_dataset.path, **{"train.steps": 40})
+    cfg = tiny_config(tiny_dataset.path, **{"train.steps": 40, "train.on_diverge": "stop"})
     trainer = Trainer(cfg, run, progress=False)
     original = trainer.objective.adversarial.d_loss
     trainer.objective.adversarial.d_loss = lambda r, f: original(r, f) * float("nan")

@@ -139,9 +139,17 @@ class ScanJournal:
     def close(self) -> None:
         if self._journal.closed:
             return
-        self.sync()
-        for f in (self._outputs, self._thumbs, self._journal, self._lock):
-            f.close()
+        try:
+            self.sync()
+        finally:  # every file is closed (and the lock given up) even when a flush fails
+            failed = None
+            for f in (self._outputs, self._thumbs, self._journal, self._lock):
+                try:
+                    f.close()
+                except OSError as err:  # a full disk: unflushed rows are cut on reopening
+                    failed = failed or err
+            if failed is not None:
+                raise failed
 
     def read_rows(self, rows: list[int]) -> np.ndarray:
         """Output rows by number, read with plain file reads (runs of neighbours at once)."""

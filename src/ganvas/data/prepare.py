@@ -55,6 +55,7 @@ from ganvas.data.store import (
     base_manifest,
     finish_dataset_dir,
 )
+from ganvas.errors import is_disk_full
 from ganvas.io import atomic_dir, save_image_atomic
 
 if TYPE_CHECKING:
@@ -264,8 +265,19 @@ def prepare_dataset(
             count = _write_dataset(tmp, kept, journal, settings, class_names, manifest,
                                    dropped_list)  # fmt: skip
             sheets = _write_contact_sheets(tmp, pictures, journal)
-    except BaseException:
-        journal.close()  # keeps the work for the next run
+    except BaseException as err:
+        try:
+            journal.close()  # keeps the work for the next run
+        except OSError:
+            if not is_disk_full(err):
+                raise
+        if is_disk_full(err):
+            raise DatasetError(
+                f"disk full while writing the dataset {out} ({err.strerror or err}): nothing "
+                f"was written there (a dataset dir appears only once complete); what was read "
+                f"so far is kept in {work_folder(out)}. Free some space and run the same command "
+                "again to continue"
+            ) from err
         raise
     journal.remove()
     return PrepareReport(

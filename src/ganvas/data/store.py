@@ -69,12 +69,18 @@ class Dataset:
         return np.setdiff1d(everything, val, assume_unique=True)
 
 
-def load_dataset(path: str | os.PathLike) -> Dataset:
+def load_dataset(path: str | os.PathLike, verify: bool = False) -> Dataset:
     """Open a dataset directory written by `ganvas prepare`.
 
+    Args:
+        verify: check images.npy (and labels.npy) against the content hash in manifest.json
+            (reads every byte once: training does, before its first step; dataset dirs made
+            before the hash was recorded are not checked).
+
     Raises:
-        DatasetError: the directory or one of its files is missing or inconsistent,
-            with a message that says which and how to make one.
+        DatasetError: the directory or one of its files is missing or inconsistent, or
+            (with `verify`) no longer matches its manifest, with a message that says which
+            and how to make the dataset again.
     """
     path = Path(path)
     hint = f"make one with: ganvas prepare IMAGES_FOLDER --out {path}"
@@ -91,8 +97,18 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         manifest = json.loads(manifest_file.read_text())
     except json.JSONDecodeError as err:
         raise DatasetError(f"{manifest_file} is not valid JSON ({err})") from err
-    if manifest.get("format") != FORMAT_NAME:
-        raise DatasetError(f"{manifest_file} is not a {FORMAT_NAME} manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DatasetError(
+            f"{manifest_file} is not a {FORMAT_NAME} manifest (a dataset dir of another tool or "
+            f"of a ganvas before 0.1); make it again with: ganvas prepare IMAGES_FOLDER --out "
+            f"{path} --overwrite"
+        )
+    version = manifest.get("version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{path} was written by a newer ganvas (dataset format version {version}; this "
+            f"one reads up to {FORMAT_VERSION}): upgrade ganvas, or prepare it again with this one"
+        )
     try:
         images = np.load(images_file, mmap_mode="r")
     except (ValueError, OSError) as err:
@@ -104,14 +120,46 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     labels = None
     labels_file = path / "labels.npy"
     if labels_file.is_file():
-        labels = np.load(labels_file)
+        try:
+            labels = np.load(labels_file)  # allow_pickle=False: an object array is refused
+        except (ValueError, OSError) as err:
+            raise DatasetError(f"{labels_file} cannot be read as a .npy array ({err})") from err
         if labels.shape != (images.shape[0],):
             raise DatasetError(
                 f"{labels_file} has shape {labels.shape} but there are {images.shape[0]} images"
             )
     if len(images) == 0:
         raise DatasetError(f"{path} holds no images")
+    count = manifest.get("count")
+    if count is not None and count != len(images):
+        raise DatasetError(f"{images_file} holds {len(images)} images but {manifest_file} says "
+                           f"{count}: the dataset was changed or damaged after prepare; "
+                           "re-run `ganvas prepare` to make it again")  # fmt: skip
+    if verify and manifest.get("content_hash") and not _verified(images_file, manifest):
+        if content_hash(images, labels) != manifest["content_hash"]:
+            raise DatasetError(
+                f"{images_file} no longer matches the content hash in {manifest_file} (changed "
+                "or damaged after prepare); re-run `ganvas prepare` (with --overwrite) to make "
+                "the dataset again"
+            )
+        _VERIFIED.add(_identity(images_file, manifest))
     return Dataset(path=path, images=images, labels=labels, manifest=manifest)
+
+
+# Files this process has already hashed, by identity (inode, size, mtime): tests and sweeps
+# that train many times on one dataset read it once.
+_VERIFIED: set[tuple[Any, ...]] = set()
+
+
+def _identity(images_file: Path, manifest: dict[str, Any]) -> tuple[Any, ...]:
+    files = [images_file, images_file.with_name("labels.npy")]
+    stats = [(f.stat().st_ino, f.stat().st_size, f.stat().st_mtime_ns) for f in files
+             if f.is_file()]  # fmt: skip
+    return (str(images_file.resolve()), manifest["content_hash"], *stats)
+
+
+def _verified(images_file: Path, manifest: dict[str, Any]) -> bool:
+    return _identity(images_file, manifest) in _VERIFIED
 
 
 def content_hash(images: np.ndarray, labels: np.ndarray | None, chunk: int = 1024) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -19,8 +18,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ganvas.errors import is_disk_full
 from ganvas.grid import image_grid, to_pil
-from ganvas.io import save_image_atomic, write_text_atomic
+from ganvas.io import fault_point, save_image_atomic
 from ganvas.rundir import RunDir
 
 console = Console(stderr=True, soft_wrap=True)
@@ -35,27 +35,25 @@ class RunLog:
     def __call__(self, message: str) -> None:
         console.print(message, highlight=False)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.file, "a", encoding="utf-8") as f:
-            f.write(f"{stamp} {message}\n")
+        try:
+            with open(self.file, "a", encoding="utf-8") as f:
+                f.write(f"{stamp} {message}\n")
+        except OSError as err:  # a full disk: the message above still reached the terminal
+            if not is_disk_full(err):
+                raise
 
 
 class MetricsLog:
     """One JSON object per line in metrics.jsonl, mirrored to TensorBoard when enabled.
 
-    On resume, lines from steps after the checkpoint are dropped so the record matches the
-    weights (those steps are about to be trained again).
+    On resume, lines from steps after the checkpoint (and torn ones) are dropped so the record
+    matches the weights (those steps are about to be trained again); TensorBoard purges them.
     """
 
     def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool) -> None:
         self.run = RunDir(run_dir)
         self.file = self.run.metrics_file
-        if self.file.is_file():
-            kept = [
-                line
-                for line in self.file.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            write_text_atomic(self.file, "".join(line + "\n" for line in kept))
+        self.run.discard_after(resume_step)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -72,6 +70,13 @@ class MetricsLog:
     def add_image(self, tag: str, grid: np.ndarray, step: int) -> None:
         if self.writer is not None:
             self.writer.add_image(tag, grid, step, dataformats="HWC")
+
+    def flush(self) -> None:
+        """Put the TensorBoard events written so far on disk (before a checkpoint: a kill
+        after it must not lose events of steps that will not be trained again)."""
+        if self.writer is not None:
+            self.writer.flush()
+            fault_point("tensorboard flush")
 
     def close(self) -> None:
         if self.writer is not None:

@@ -30,6 +30,9 @@ RESUMABLE_KEYS = (
     "train.keep_checkpoints",
     "train.tensorboard",
     "train.init_from",
+    "train.on_diverge",
+    "train.rollback_lr_factor",
+    "train.max_rollbacks",
 )
 
 

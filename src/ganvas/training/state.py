@@ -70,3 +70,19 @@ def migrate_training_state(saved: dict[str, Any]) -> dict[str, Any]:
     if "replay" in saved:
         saved["objective"] = {"replay": saved.pop("replay")}
     return saved
+
+
+class Rollbacks:
+    """How often a diverging run was rolled back, and the factor its learning rates carry
+    since (`train.on_diverge=rollback`). State: a resume keeps the lowered rates."""
+
+    def __init__(self) -> None:
+        self.count, self.lr_scale = 0, 1.0
+
+    def state_dict(self) -> dict[str, Any]:
+        # Nothing to save until the first rollback: checkpoints stay as they were.
+        return {} if self.count == 0 else {"count": self.count, "lr_scale": self.lr_scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count = int(state.get("count", 0))
+        self.lr_scale = float(state.get("lr_scale", 1.0))

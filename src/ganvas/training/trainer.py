@@ -13,6 +13,7 @@ saves itself (`training.state`).
 from __future__ import annotations
 
 import math
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from ganvas.augment import build_d_input
 from ganvas.config import Config, ConfigError
 from ganvas.data.loader import BatchSampler
 from ganvas.data.store import load_dataset
+from ganvas.errors import DiskFullError, is_disk_full
 from ganvas.inference import (
     latents,
     pick_generator,
@@ -58,13 +60,17 @@ from ganvas.training.setup import (
     resolve_run_config,
     select_training_images,
 )
-from ganvas.training.state import RandomState, collect_state, restore_state
+from ganvas.training.state import RandomState, Rollbacks, collect_state, restore_state
 
 MONITOR_REALS = 256  # real images the collapse monitor compares the samples with
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; no checkpoint was written from the broken state."""
+
+    def __init__(self, message: str, values: dict[str, float] | None = None) -> None:
+        super().__init__(message)
+        self.values = values or {}
 
 
 @dataclass
@@ -84,30 +90,47 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.run_dir = self.run.path
         self.show_progress = progress
+        # Whatever is wrong with the settings or the data fails here, before the run
+        # directory is touched: a bad invocation writes nothing.
+        self._load_data(config)
+        if not new and ckpt.find_latest_checkpoint(self.run_dir) is not None:
+            check_resumable(self.run_dir, self.config)
+        self._check_eval_weights()
+        self.device = resolve_device(self.config.train.device)
+        self._build_parts()
+        created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = self.run.lock()  # one run, one writer: refuses while another trains here
+        try:
+            self._setup(new)
+        except BaseException:
+            self.lock.release()
+            if created:  # e.g. train.init_from names no run: leave nothing behind
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+
+    def _setup(self, new: bool) -> None:
+        config = self.config
         if new:
             self.run.clear()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_unfinished(self.run_dir)
+        self.run.remove_stale_temporaries()
         self.log = RunLog(self.run_dir)
-        self._load_data(config)
-        config = self.config
+        if self.lock.took_over:
+            self.log(self.lock.took_over)
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
-        if resume_from is not None:
-            check_resumable(self.run_dir, config)
-        self.device = resolve_device(config.train.device)
-        self._build_parts()
         self.step = 0
         self.best_metric: float | None = None  # lowest eval_metric so far
         self.elapsed = 0.0
         if resume_from is not None:
-            self._restore(resume_from)
+            self._restore()
         elif config.train.init_from:
             self._init_from(config.train.init_from)
         self.plan = self.schedule.begin_step(self.step, self._growing_networks())
-        self.run.write_config(config)
-        self.run.write_class_names(self.class_names)
+        with self._writing("config.yaml and classes.json"):
+            self.run.write_config(config)
+            self.run.write_class_names(self.class_names)
         self.metrics = MetricsLog(self.run_dir, self.step, config.train.tensorboard)
-        self._check_eval_weights()
 
     # --- Building --------------------------------------------------------------------------
 
@@ -115,7 +138,7 @@ class Trainer:
         """The training images, and the model's shape resolved from them."""
         if not config.data.path:
             raise ConfigError("no dataset given: pass --data DATASET_DIR (or set data.path)")
-        self.dataset = load_dataset(config.data.path)
+        self.dataset = load_dataset(config.data.path, verify=True)
         self.family = get_family(config.model.family)
         self.indices, self.labels, self.class_names = select_training_images(
             self.dataset, config.data
@@ -161,6 +184,7 @@ class Trainer:
         self.fixed_c = None  # conditional runs: grid rows cycle through the classes
         if self.family.conditional:
             self.fixed_c = torch.arange(t.n_samples) % config.model.num_classes
+        self.rollbacks = Rollbacks()
         self.collapse = None
         if t.collapse_check != "off":
             from ganvas.metrics.diversity import CollapseMonitor
@@ -174,6 +198,7 @@ class Trainer:
             "sampler": self.sampler,
             "objective": self.objective,
             "d_input": self.d_input,
+            "rollbacks": self.rollbacks,
         }
         if self.collapse is not None:
             self.stateful["collapse"] = self.collapse
@@ -245,19 +270,32 @@ class Trainer:
         factor = lr_factor(self.config.optim, self.step, self.total_steps, len(self.sampler))
         for player, base in (("G", plan.lr_g), ("D", plan.lr_d)):
             for group in self.optimizers[player].param_groups:
-                group["lr"] = base * factor * self.lazy_ratios[player]
+                group["lr"] = base * factor * self.lazy_ratios[player] * self.rollbacks.lr_scale
 
     # --- The loop ---------------------------------------------------------------------------
 
     def fit(self, should_stop: Callable[[int], bool] | None = None) -> TrainResult:
         """Train until the last step (or until `should_stop(step)` or Ctrl-C), then checkpoint.
 
+        A NaN/inf loss or a collapse stop rolls back to the last good checkpoint with lower
+        learning rates (`train.on_diverge=rollback`, at most `train.max_rollbacks` times).
+
         Raises:
-            TrainingDiverged: a loss turned NaN/inf; the last good checkpoint stays `latest`.
+            TrainingDiverged: a loss turned NaN/inf (and no rollback is left); the last good
+                checkpoint stays `latest`.
+            DiskFullError: the disk filled up; the newest complete checkpoint is intact.
         """
+        try:
+            with self._writing("the run's outputs"):
+                return self._fit(should_stop)
+        finally:
+            self.lock.release()
+
+    def _fit(self, should_stop: Callable[[int], bool] | None) -> TrainResult:
         t = self.config.train
         if self.step == 0:
-            self._save_reals()
+            with self._writing("samples/reals.png"):
+                self._save_reals()
         verb = "resuming at" if self.step else "starting at"
         self.log(f"{verb} step {self.step}/{self.total_steps} on {self.device} "
                  f"({self.images_per_epoch} training images, batch {self.plan.batch_size}) "
@@ -269,27 +307,41 @@ class Trainer:
             task = bar.add_task("train", total=self.total_steps, completed=self.step, speed="",
                                 losses="")  # fmt: skip
             while self.step < self.total_steps:
-                self.window.add(self.train_step())
-                self.step += 1
-                bar.update(task, advance=1, description=self.plan.label or "train")
-                at_end = self.step == self.total_steps
-                if self.step % t.log_interval == 0 or at_end:
-                    record = self._log_window()
-                    losses = " ".join(f"{name} {record[key]:.3f}" for name, key in
-                                      (("D", "loss_d"), ("G", "loss_g")) if key in record)  # fmt: skip
-                    bar.update(task, speed=f"{record['img_per_s']:.0f} img/s", losses=losses)
-                resolution = self.schedule.finished_stage(self.step)
-                if resolution is not None:
-                    self._on_stage_done(resolution)
-                if self.step % t.sample_interval == 0 or at_end:
-                    self.save_samples()
-                if self.step % t.sample_interval == 0:  # on its own cadence, so resumes agree
-                    collapsed = self._collapsed()
-                if t.eval_interval and (self.step % t.eval_interval == 0 or at_end):
-                    last_saved = self._evaluate(last_saved)
-                if self.step % t.checkpoint_interval == 0:
-                    self.save_checkpoint()
+                try:
+                    self.window.add(self.train_step())
+                    self.step += 1
+                    bar.update(task, advance=1, description=self.plan.label or "train")
+                    at_end = self.step == self.total_steps
+                    if self.step % t.log_interval == 0 or at_end:
+                        record = self._log_window()
+                        losses = " ".join(f"{name} {record[key]:.3f}" for name, key in
+                                          (("D", "loss_d"), ("G", "loss_g")) if key in record)  # fmt: skip
+                        bar.update(task, speed=f"{record['img_per_s']:.0f} img/s", losses=losses)
+                    resolution = self.schedule.finished_stage(self.step)
+                    if resolution is not None:
+                        self._on_stage_done(resolution)
+                    if self.step % t.sample_interval == 0 or at_end:
+                        self.save_samples()
+                    if self.step % t.sample_interval == 0:  # on its own cadence, so resumes agree
+                        collapsed = self._collapsed()
+                        if collapsed and self._roll_back(
+                            f"the generator collapsed ({self.collapse_warning})"
+                        ):
+                            collapsed, last_saved = False, self.step
+                            bar.update(task, completed=self.step)
+                            continue
+                    if t.eval_interval and (self.step % t.eval_interval == 0 or at_end):
+                        last_saved = self._evaluate(last_saved)
+                    if self.step % t.checkpoint_interval == 0:
+                        self.save_checkpoint()
+                        last_saved = self.step
+                except TrainingDiverged as err:
+                    if not self._roll_back(f"a loss became NaN or infinite ({err.values})"):
+                        self.metrics.close()
+                        raise
                     last_saved = self.step
+                    bar.update(task, completed=self.step)
+                    continue
                 stop = should_stop is not None and should_stop(self.step)
                 if stop or collapsed or interrupted.is_set():
                     break
@@ -298,6 +350,49 @@ class Trainer:
             self.save_checkpoint()
         self.metrics.close()
         return self._finish(interrupted.is_set(), collapsed)
+
+    def _roll_back(self, reason: str) -> bool:
+        """Reload the newest checkpoint (step 0 if none) with the learning rates times
+        `train.rollback_lr_factor`, and carry on; False when rollbacks are off or used up.
+
+        The rolled-back steps are forgotten (their metrics lines, grids and TensorBoard
+        events), the checkpoint is saved again with the lowered rates (a resume keeps them),
+        and an `"event": "rollback"` record and a log line say what happened."""
+        t = self.config.train
+        if t.on_diverge != "rollback" or self.rollbacks.count >= t.max_rollbacks:
+            return False
+        diverged_at, count = self.step, self.rollbacks.count + 1
+        lr_scale = self.rollbacks.lr_scale * t.rollback_lr_factor
+        self.metrics.close()
+        self._build_parts()
+        self.step, self.best_metric, self.elapsed = 0, None, 0.0
+        if ckpt.find_latest_checkpoint(self.run_dir) is not None:
+            self._restore()
+        self.rollbacks.count, self.rollbacks.lr_scale = count, lr_scale
+        self.plan = self.schedule.begin_step(self.step, self._growing_networks())
+        self.metrics = MetricsLog(self.run_dir, self.step, t.tensorboard)
+        self.save_checkpoint()
+        record = {"step": self.step, "event": "rollback", "diverged_at": diverged_at,
+                  "reason": reason, "rollback": count, "max_rollbacks": t.max_rollbacks,
+                  "lr_scale": lr_scale}  # fmt: skip
+        with self._writing("metrics.jsonl"):
+            self.metrics.write(record)
+        self.log(f"[yellow]rollback {count}/{t.max_rollbacks}: {reason} at step {diverged_at}; "
+                 f"back to the checkpoint of step {self.step} with the learning rates × "
+                 f"{lr_scale:g} (train.on_diverge=rollback)[/]")  # fmt: skip
+        self.window = Window(self.images_seen)
+        return True
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A full disk while writing `what` becomes a DiskFullError naming the newest
+        complete checkpoint."""
+        try:
+            yield
+        except OSError as err:
+            if not is_disk_full(err):
+                raise
+            raise DiskFullError(ckpt.disk_full_message(what, self.run_dir, err)) from err
 
     def _finish(self, interrupted: bool, collapsed: bool) -> TrainResult:
         path = ckpt.find_latest_checkpoint(self.run_dir)
@@ -318,13 +413,7 @@ class Trainer:
     def _log_window(self) -> dict[str, Any]:
         values, images, seconds = self.window.take(self.images_seen)
         self.elapsed += seconds
-        if not all(math.isfinite(v) for v in values.values()):
-            self.metrics.close()
-            raise TrainingDiverged(
-                f"training diverged before step {self.step}: {values}. The last good checkpoint "
-                f"is still {ckpt.find_latest_checkpoint(self.run_dir)}; lower the learning rates "
-                "or change the recipe, then resume or start over with --new."
-            )
+        self._check_finite(values)
         record = {
             "step": self.step,
             "kimg": round(self.images_seen / 1000, 3),
@@ -335,8 +424,22 @@ class Trainer:
             "img_per_s": round(images / max(seconds, 1e-9), 1),
             "time_s": round(self.elapsed, 2),
         }
-        self.metrics.write(record)
+        with self._writing("metrics.jsonl"):
+            self.metrics.write(record)
         return record
+
+    def _check_finite(self, values: dict[str, float] | None = None) -> None:
+        """Raise TrainingDiverged if a statistic (of the window so far, by default) is
+        NaN/inf: checked on every metrics line and before every checkpoint."""
+        if values is None:
+            values = {k: float(total) / count for k, (total, count) in self.window.sums.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingDiverged(
+                f"training diverged before step {self.step}: {values}. The last good checkpoint "
+                f"is still {ckpt.find_latest_checkpoint(self.run_dir)}; lower the learning rates "
+                "or change the recipe, then resume or start over with --new.",
+                values,
+            )
 
     def _on_stage_done(self, resolution: int) -> None:
         """A growing run reached `resolution`: record how long it took (seeds/000's key
@@ -356,6 +459,7 @@ class Trainer:
         warning = self.collapse.update(to_uint8(self.sample_fixed()))
         if warning is None:
             return False
+        self.collapse_warning = warning
         self.metrics.write({"step": self.step, "event": "collapse", "message": warning})
         if self.config.train.collapse_check == "stop":
             self.log(f"[red]stopping: {warning}[/] (train.collapse_check=stop)")
@@ -404,8 +508,9 @@ class Trainer:
 
     def save_samples(self) -> Path:
         path = self.run.fakes_grid(self.step)
-        grid = save_grid(to_uint8_nhwc(self.sample_fixed()), path)
-        self.metrics.add_image("fakes", grid, self.step)
+        with self._writing(f"samples/{path.name}"):
+            grid = save_grid(to_uint8_nhwc(self.sample_fixed()), path)
+            self.metrics.add_image("fakes", grid, self.step)
         return path
 
     def _save_reals(self) -> None:
@@ -415,6 +520,9 @@ class Trainer:
         save_grid(reals, self.run.reals_grid)
 
     def save_checkpoint(self) -> Path:
+        self._check_finite()  # never a checkpoint of NaN weights
+        with self._writing(f"TensorBoard events before checkpoint {self.step}"):
+            self.metrics.flush()  # events up to here reach the disk before the checkpoint does
         weights = {"G": self.G.state_dict(), "D": self.D.state_dict()}
         if self.G_ema is not None:
             weights["G_ema"] = self.G_ema.state_dict()
@@ -438,8 +546,11 @@ class Trainer:
         if self.G_ema is not None:
             self.G_ema.load_state_dict(saved.weights.get("G_ema", saved.weights["G"]))
 
-    def _restore(self, path: Path) -> None:
-        saved = ckpt.load_checkpoint(path, device=self.device)
+    def _restore(self) -> None:
+        """Continue from the newest checkpoint that loads (a damaged one is set aside)."""
+        saved = ckpt.load_newest_checkpoint(self.run_dir, device=self.device, warn=self.log,
+                                            set_aside=True)  # fmt: skip
+        path = saved.path
         self._load_weights(saved)
         missing = restore_state(self.stateful, saved.training_state)
         if missing:
@@ -532,4 +643,9 @@ def train(
         TrainingDiverged: a loss became NaN/inf.
     """
     config = resolve_run_config(run_dir, config, overrides, new)
-    return Trainer(config, run_dir, new=new, progress=progress).fit(should_stop=should_stop)
+    try:
+        return Trainer(config, run_dir, new=new, progress=progress).fit(should_stop=should_stop)
+    except OSError as err:  # a full disk anywhere else (config.yaml, the log, the lock)
+        if not is_disk_full(err):
+            raise
+        raise DiskFullError(ckpt.disk_full_message("the run's files", run_dir, err)) from err
