@@ -173,8 +173,8 @@ def generate_controls(studio: actions.Studio, label: str | None) -> tuple[Any, A
     try:
         pipeline = studio.pipeline(label)
     except Exception:
-        return gr.update(visible=False), gr.update(visible=False)
-    classes = ["all", *pipeline._row_names()] if pipeline.conditional else []
+        return gr.update(visible=False, choices=["all"], value="all"), gr.update(visible=False)
+    classes = ["all", *pipeline._row_names()] if pipeline.conditional else ["all"]
     return (gr.update(visible=pipeline.conditional, choices=classes, value="all"),
             gr.update(visible=pipeline.supports_truncation))  # fmt: skip
 
