@@ -721,9 +721,7 @@ def studio(
         str, typer.Option(help="Address to listen on; other than 127.0.0.1, use --auth.")
     ] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default: 7860 or the next free).")] = None,
-    auth: Annotated[
-        str | None, typer.Option(help="user:password asked for by the page.")
-    ] = None,
+    auth: Annotated[str | None, typer.Option(help="user:password asked for by the page.")] = None,
     device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Open the web app: runs, samples over training, generate, compare, walk, rate."""

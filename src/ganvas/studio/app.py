@@ -69,7 +69,8 @@ def user_errors(fn: Callable) -> Callable:
 
 
 def error_card(err: BaseException) -> str:
-    return f"**⚠ this run cannot be shown:** `{type(err).__name__}: {err}`"
+    message = f"{type(err).__name__}: {err}".replace("\n", " ").replace("`", "'")
+    return f"**⚠ this run cannot be shown:** `{message[:300]}`"
 
 
 def gif_html(path: Path, alt: str) -> str:
@@ -127,7 +128,7 @@ def show_run(studio: actions.Studio, label: str | None) -> tuple[Any, ...]:
 
 def _run_heading(summary: dict[str, Any]) -> str:
     if str(summary.get("state", "")).startswith("error"):
-        return f"**⚠ {summary['run']}:** `{summary['state']}`"
+        return f"**⚠ this run cannot be shown ({summary['run']}):** `{summary['state']}`"
     return (f"### {summary['run']}\n{summary['family']} on {summary['dataset']} · step "
             f"{summary['step']} · {summary['kimg']} kimg · {summary['elapsed']} · "
             f"{summary['state']}")  # fmt: skip
@@ -387,8 +388,10 @@ def check_exposure(host: str, auth: tuple[str, str] | None) -> str | None:
     """A warning when the app listens beyond this machine without a password."""
     if host in ("127.0.0.1", "localhost", "::1") or auth is not None:
         return None
-    return (f"ganvas studio listens on {host} without --auth: anyone who can reach this "
-            "machine can open the runs and use its CPU/GPU; pass --auth user:password")
+    return (
+        f"ganvas studio listens on {host} without --auth: anyone who can reach this "
+        "machine can open the runs and use its CPU/GPU; pass --auth user:password"
+    )
 
 
 def launch(

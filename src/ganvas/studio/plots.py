@@ -22,9 +22,9 @@ def series(records: list[dict[str, Any]], key: str) -> list[tuple[float, float]]
     points = []
     for record in records:
         value, step = record.get(key), record.get("step")
-        if isinstance(value, int | float) and isinstance(step, int | float):
-            if math.isfinite(value):
-                points.append((float(step), float(value)))
+        numbers = isinstance(value, int | float) and isinstance(step, int | float)
+        if numbers and math.isfinite(value):
+            points.append((float(step), float(value)))
     return points
 
 

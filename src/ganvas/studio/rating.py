@@ -32,7 +32,9 @@ def start_session(
         reals = real_images(run, int(n), seed)
         pictures += list(reals)
         kinds += ["real"] * len(reals)
-    order = np.random.default_rng(seed).permutation(len(pictures)) if blind else range(len(pictures))
+    order = (
+        np.random.default_rng(seed).permutation(len(pictures)) if blind else range(len(pictures))
+    )
     return {
         "run": label,
         "question": question.strip() or "Does this look like a real image from the data?",
@@ -53,7 +55,9 @@ def real_images(run: Any, n: int, seed: int) -> np.ndarray:
     try:
         dataset = load_dataset(run.read_config().data.path)
     except Exception as err:
-        raise ValueError(f"blind mode needs the run's dataset, which cannot be read: {err}") from err
+        raise ValueError(
+            f"blind mode needs the run's dataset, which cannot be read: {err}"
+        ) from err
     rng = np.random.default_rng(seed + 1)
     chosen = np.sort(rng.choice(len(dataset), min(n, len(dataset)), replace=False))
     return np.asarray(dataset.images[chosen])

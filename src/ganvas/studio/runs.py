@@ -194,7 +194,10 @@ def run_state(run: RunDir, records: list[dict[str, Any]], step: int, total: int)
         return "diverged"
     if total and step >= total:
         return "finished"
-    if run.metrics_file.is_file() and time.time() - run.metrics_file.stat().st_mtime < RUNNING_WINDOW_S:
+    if (
+        run.metrics_file.is_file()
+        and time.time() - run.metrics_file.stat().st_mtime < RUNNING_WINDOW_S
+    ):
         return "running"
     return "stopped"
 
@@ -216,7 +219,7 @@ def run_summary(label: str, run: RunDir) -> dict[str, Any]:
     except Exception as err:  # a corrupt run is shown, not raised
         return {"run": label, "family": "?", "dataset": "?", "step": "", "kimg": "",
                 "elapsed": "", "fid": "", "kid": "", "energy_kwh": "",
-                "state": f"error: {type(err).__name__}: {err}"[:200]}  # fmt: skip
+                "state": f"error: {type(err).__name__}: {err}"[:200].replace("\n", " ")}  # fmt: skip
 
 
 def _summary(label: str, run: RunDir) -> dict[str, Any]:
