@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-SHOTS = os.environ.get("GANVAS_STUDIO_SCREENSHOTS")  # a folder: save the docs' screenshots
 TIMEOUT_MS = 60_000
 
 
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
-
-
-def shot(page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
 
 
 def test_runs_run_and_generate(page, studio_server):
@@ -29,12 +20,10 @@ def test_runs_run_and_generate(page, studio_server):
     table.get_by_text("runs/a", exact=True).first.wait_for(timeout=TIMEOUT_MS)
     assert table.get_by_text("finished").count() >= 1
     assert table.get_by_text("error:", exact=False).count() >= 1  # the corrupt run, a row
-    shot(page, "runs")
 
     table.get_by_text("runs/a", exact=True).first.click()
     heading = page.locator("#run-heading")
     heading.get_by_text("dcgan on data", exact=False).wait_for(timeout=TIMEOUT_MS)
-    shot(page, "run")
 
     open_tab(page, "Generate")
     page.locator("#generate").click()
@@ -47,7 +36,6 @@ def test_runs_run_and_generate(page, studio_server):
     )
     size = image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
     assert size == [16, 16]  # the run's resolution
-    shot(page, "generate")
     assert page.external == []  # nothing fetched from the internet
 
 
@@ -63,7 +51,6 @@ def test_rate_five_images(page, studio_server, studio_root):
     for i, button in enumerate(["#rate-yes", "#rate-no", "#rate-yes", "#rate-yes", "#rate-no"]):
         page.locator(button).click()
         progress.get_by_text(f"{i + 1}/10 rated", exact=False).wait_for(timeout=TIMEOUT_MS)
-    shot(page, "rate")
     lines = [json.loads(line) for line in ratings.read_text().splitlines()][before:]
     assert len(lines) == 5
     assert [line["yes"] for line in lines] == [1, 0, 1, 1, 0]
@@ -75,9 +62,8 @@ def test_walk_and_copies_tabs(page, studio_server):
     url, _ = studio_server
     page.goto(url, wait_until="load")
     open_tab(page, "Walk")
-    page.get_by_role("button", name="Walk", exact=True).click()
+    page.locator("#walk-go").click()
     page.locator("img[alt='latent walk']").wait_for(timeout=TIMEOUT_MS)
-    shot(page, "walk")
     open_tab(page, "Copies")
     page.get_by_role("button", name="Show", exact=True).click()
     page.get_by_text("Not computed", exact=False).wait_for(timeout=TIMEOUT_MS)
@@ -100,5 +86,4 @@ def test_report_page_images_load(browser, studio_root, tmp_path):
     )
     assert broken == 0
     assert page.get_by_role("heading", name="Curves").count() == 1
-    shot(page, "report")
     context.close()

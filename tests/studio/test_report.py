@@ -19,6 +19,7 @@ from ganvas.studio.runs import RunCatalog, format_seconds, read_metrics, run_sum
 def test_report_is_self_contained(studio_root, tmp_path):
     run = tmp_path / "a"
     shutil.copytree(studio_root / "runs" / "a", run)
+    (run / "ratings.jsonl").unlink(missing_ok=True)
     save_rating(run, {**summarize([True, False, True], "real?", 3, 0, 20)})
     result = CliRunner().invoke(app, ["report", str(run), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
@@ -75,6 +76,7 @@ def test_ratings_written_by_the_studio_read_like_ganvas_rate(studio_root, tmp_pa
 
     run = tmp_path / "runs" / "a"
     shutil.copytree(studio_root / "runs" / "a", run)
+    (run / "ratings.jsonl").unlink(missing_ok=True)  # the browser test's ratings
     studio = Studio(RunCatalog([tmp_path / "runs"]))
     session = rating.start_session(studio, str(run), 3, "real?", seed=1, blind=True)
     assert sorted(session["kinds"]) == ["generated"] * 3 + ["real"] * 3

@@ -304,7 +304,7 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                     walk_seeds = gr.Textbox("0, 1, 2", label="seeds (keyframes)")
                     walk_steps = gr.Slider(1, MAX_WALK_STEPS, value=10, step=1, label="steps")
                     walk_mode = gr.Radio(["slerp", "lerp"], value="slerp", label="path")
-                walk_button = gr.Button("Walk")
+                walk_button = gr.Button("Walk", elem_id="walk-go")
                 walk_view = gr.HTML()
                 walk_info = gr.Markdown()
                 walk_file = gr.File(label="GIF")
