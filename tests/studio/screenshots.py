@@ -35,10 +35,11 @@ def shoot(runs: Path, out: Path) -> None:
                                         args=["--no-sandbox", "--disable-background-networking"])  # fmt: skip
             page = browser.new_page(viewport={"width": 1100, "height": 760})
             page.goto(url, wait_until="load")
-            page.locator("#runs-table td").first.wait_for(timeout=WAIT_MS)
+            first = page.locator("#runs-table tbody td").filter(visible=True).first
+            first.wait_for(timeout=WAIT_MS)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "runs.png"))
-            page.locator("#runs-table td").first.click()
+            first.click()
             page.locator("#run-heading h3").wait_for(timeout=WAIT_MS)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "run.png"), full_page=True)

@@ -17,11 +17,11 @@ def test_runs_run_and_generate(page, studio_server):
     url, _ = studio_server
     page.goto(url, wait_until="load")
     table = page.locator("#runs-table")
-    table.get_by_text("runs/a", exact=True).first.wait_for(timeout=TIMEOUT_MS)
+    table.get_by_text("runs/a", exact=True).filter(visible=True).first.wait_for(timeout=TIMEOUT_MS)
     assert table.get_by_text("finished").count() >= 1
     assert table.get_by_text("error:", exact=False).count() >= 1  # the corrupt run, a row
 
-    table.get_by_text("runs/a", exact=True).first.click()
+    table.get_by_text("runs/a", exact=True).filter(visible=True).first.click()
     heading = page.locator("#run-heading")
     heading.get_by_text("dcgan on data", exact=False).wait_for(timeout=TIMEOUT_MS)
 

@@ -82,6 +82,19 @@ def gif_html(path: Path, alt: str) -> str:
             'style="max-width:512px;width:100%;image-rendering:pixelated">')  # fmt: skip
 
 
+def open_picture(path: Path) -> Any:
+    """A picture of a run as a PIL image (None when missing or unreadable). Pictures go to the
+    page as images, never as paths: gradio serves no file from the run folders."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 # --- Runs -------------------------------------------------------------------------------
 
 
@@ -92,7 +105,9 @@ def runs_table(studio: actions.Studio) -> tuple[list[list[Any]], list[tuple[str,
         rows.append([row.get(c, "") for c in COLUMNS])
         grids = fake_grids(run)
         if grids:
-            thumbs.append((str(grids[-1][1]), label))
+            picture = open_picture(grids[-1][1])
+            if picture is not None:
+                thumbs.append((picture, label))
     return rows, thumbs
 
 
@@ -118,7 +133,7 @@ def show_run(studio: actions.Studio, label: str | None) -> tuple[Any, ...]:
         card, preview = dataset_card(run)
         last = max(0, len(grids) - 1)
         return (_run_heading(summary), gr.update(maximum=max(1, last), value=last),
-                str(grids[-1][1]) if grids else None, _step_text(grids, last),
+                open_picture(grids[-1][1]) if grids else None, _step_text(grids, last),
                 gif_html(run.progress_gif, "progress"), charts,
                 run.config_file.read_text(encoding="utf-8"), card, preview,
                 {"eval": eval_results(run)})  # fmt: skip
@@ -146,7 +161,7 @@ def show_grid(studio: actions.Studio, label: str | None, index: float) -> tuple[
     if not grids:
         return None, _step_text(grids, 0)
     index = min(max(0, int(index or 0)), len(grids) - 1)
-    return str(grids[index][1]), _step_text(grids, index)
+    return open_picture(grids[index][1]), _step_text(grids, index)
 
 
 def dataset_card(run: Any) -> tuple[dict[str, Any], str | None]:
@@ -157,7 +172,7 @@ def dataset_card(run: Any) -> tuple[dict[str, Any], str | None]:
     except Exception as err:
         return {"unavailable": f"{type(err).__name__}: {err}"}, None
     preview = Path(card["path"]) / "preview.png"
-    return card, str(preview) if preview.is_file() else None
+    return card, open_picture(preview)
 
 
 def make_report(studio: actions.Studio, label: str) -> str:
@@ -237,8 +252,7 @@ def show_copies(studio: actions.Studio, label: str) -> tuple[Any, Any, str]:
                     f"{report.get('threshold', 0):.4g} · median distance ratio "
                     f"{report.get('distance_ratio', 0):.3f} (≈ 1 healthy, → 0 copying) · "
                     f"step {report.get('step', '?')}, {report.get('n', '?')} samples")  # fmt: skip
-            return (str(pairs) if pairs.is_file() else None,
-                    str(hist) if hist.is_file() else None, text)  # fmt: skip
+            return open_picture(pairs), open_picture(hist), text
     return None, None, (f"Not computed. Run: `ganvas memorization {label} --data DATA "
                         f"--out-dir {run.path / 'memorization'}`")  # fmt: skip
 
@@ -257,7 +271,7 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
             with gr.Tab("Runs", id="runs"):
                 table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="runs-table",
                                      label="runs (click a row to open it)")  # fmt: skip
-                thumbs = gr.Gallery(label="newest samples", columns=6, height=220,
+                thumbs = gr.Gallery(label="newest samples", columns=6, height=220, format="png",
                                     elem_classes="pixelated")  # fmt: skip
                 refresh = gr.Button("Refresh")
                 timer = gr.Timer(REFRESH_S)
@@ -269,11 +283,11 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 grid = gr.Image(label="fixed-noise samples", elem_classes="pixelated",
                                 format="png", interactive=False)  # fmt: skip
                 gif = gr.HTML(label="progress")
-                charts = gr.Gallery(label="curves", columns=3, height=340)
+                charts = gr.Gallery(label="curves", columns=3, height=340, format="png")
                 with gr.Accordion("config, dataset, evaluation", open=False):
                     config = gr.Code(language="yaml", label="config.yaml")
                     card = gr.JSON(label="dataset card")
-                    preview = gr.Image(label="dataset preview", interactive=False)
+                    preview = gr.Image(label="dataset preview", interactive=False, format="png")
                     evals = gr.JSON(label="evaluation")
                 report_button = gr.Button("Make report page")
                 report_file = gr.File(label="report.html (self-contained)")
@@ -328,8 +342,9 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 copies_pick = _run_dropdown(labels, first, "copies-pick")
                 copies_button = gr.Button("Show")
                 copies_text = gr.Markdown()
-                pairs = gr.Image(label="sample | nearest training image", interactive=False)
-                hist = gr.Image(label="distances", interactive=False)
+                pairs = gr.Image(label="sample | nearest training image", interactive=False,
+                                 format="png")  # fmt: skip
+                hist = gr.Image(label="distances", interactive=False, format="png")
 
         picks = [run_pick, gen_pick, cmp_pick, walk_pick, rate_pick, copies_pick]
         run_outputs = [heading, step, grid, step_text, gif, charts, config, card, preview, evals]
