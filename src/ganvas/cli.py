@@ -729,6 +729,8 @@ def studio(
         from ganvas.studio.app import build_app, check_exposure, launch
     except ImportError as err:
         _fail(ImportError(f"the studio needs gradio: pip install 'ganvas[studio]' ({err})"))
+    import warnings
+
     from ganvas.inference import resolve_device
     from ganvas.studio.actions import Studio
     from ganvas.studio.runs import GeneratorCache, RunCatalog
@@ -747,6 +749,7 @@ def studio(
     warning = check_exposure(host, credentials)
     if warning:
         console.print(f"[yellow]warning:[/] {warning}")
+        warnings.simplefilter("ignore", UserWarning)  # said once, here, not again by launch()
     found = catalog.labels()
     console.print(f"{len(found)} run(s): {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}")
     launch(build_app(Studio(catalog, cache)), host=host, port=port, auth=credentials)

@@ -85,3 +85,8 @@ def test_ratings_written_by_the_studio_read_like_ganvas_rate(studio_root, tmp_pa
     lines = [json.loads(line) for line in Path(run / "ratings.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and all(line["n"] == 1 and line["source"] == "studio" for line in lines)
     assert "6/6 rated" in rating.progress_text(session)
+
+
+def test_studio_command_checks_auth(tmp_path):
+    result = CliRunner().invoke(app, ["studio", str(tmp_path), "--auth", "no-colon"])
+    assert result.exit_code == 2 and "user:password" in result.output
