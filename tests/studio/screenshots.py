@@ -22,6 +22,7 @@ def shoot(runs: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from ganvas.studio.report import write_report
+    from ganvas.studio.runs import RunCatalog
 
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -35,7 +36,9 @@ def shoot(runs: Path, out: Path) -> None:
                                         args=["--no-sandbox", "--disable-background-networking"])  # fmt: skip
             page = browser.new_page(viewport={"width": 1100, "height": 760})
             page.goto(url, wait_until="load")
-            first = page.locator("#runs-table tbody td").filter(visible=True).first
+            label = RunCatalog([runs]).labels()[0]
+            table = page.locator("#runs-table")
+            first = table.get_by_text(label, exact=True).filter(visible=True).first
             first.wait_for(timeout=WAIT_MS)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "runs.png"))
@@ -53,8 +56,9 @@ def shoot(runs: Path, out: Path) -> None:
                     page.locator("#rate-yes").click()
                     page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / f"{name}.png"))
-            first_run = sorted(p.parent for p in runs.rglob("config.yaml"))[0]
-            report = write_report(first_run, Path(tempfile.mkdtemp()) / "report.html")
+            report = write_report(
+                RunCatalog([runs]).resolve(label).path, Path(tempfile.mkdtemp()) / "report.html"
+            )
             page.goto(report.as_uri(), wait_until="load")
             page.screenshot(path=str(out / "report.png"))
             browser.close()

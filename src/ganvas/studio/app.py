@@ -47,7 +47,8 @@ KEYS_JS = """() => { document.addEventListener('keydown', (e) => {
   if (['INPUT', 'TEXTAREA'].includes(e.target.tagName)) return;
   const id = {y: 'rate-yes', n: 'rate-no'}[e.key];
   if (id) document.getElementById(id)?.click(); }); }"""
-CSS = ".pixelated img {image-rendering: pixelated}"
+# small pictures (16-64 px) are drawn large and sharp, not at their natural size
+CSS = ".pixelated img {image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain}"
 KNOWN_ERRORS = (RunRefused, RequestTooLarge, TimeoutError, ValueError, OSError)
 
 
@@ -79,7 +80,7 @@ def gif_html(path: Path, alt: str) -> str:
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
     return (f'<img src="data:image/gif;base64,{data}" alt="{alt}" '
-            'style="max-width:512px;width:100%;image-rendering:pixelated">')  # fmt: skip
+            'style="max-width:320px;width:100%;image-rendering:pixelated">')  # fmt: skip
 
 
 def open_picture(path: Path) -> Any:
@@ -272,6 +273,7 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="runs-table",
                                      label="runs (click a row to open it)")  # fmt: skip
                 thumbs = gr.Gallery(label="newest samples", columns=6, height=220, format="png",
+                                    object_fit="contain",
                                     elem_classes="pixelated")  # fmt: skip
                 refresh = gr.Button("Refresh")
                 timer = gr.Timer(REFRESH_S)
@@ -281,9 +283,10 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 step = gr.Slider(0, 1, step=1, value=0, label="sample grid (through training)")
                 step_text = gr.Markdown()
                 grid = gr.Image(label="fixed-noise samples", elem_classes="pixelated",
-                                format="png", interactive=False)  # fmt: skip
+                                format="png", interactive=False, height=320)  # fmt: skip
                 gif = gr.HTML(label="progress")
-                charts = gr.Gallery(label="curves", columns=3, height=340, format="png")
+                charts = gr.Gallery(label="curves", columns=3, height=260, format="png",
+                                    object_fit="contain")  # fmt: skip
                 with gr.Accordion("config, dataset, evaluation", open=False):
                     config = gr.Code(language="yaml", label="config.yaml")
                     card = gr.JSON(label="dataset card")

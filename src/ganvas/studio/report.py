@@ -27,7 +27,7 @@ h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 pre{background:#f6f6f6;padding:1em;overflow:auto;max-height:30em}
 figure{display:inline-block;margin:6px;text-align:center} figcaption{font-size:.85em}
-img.grid{max-width:256px;image-rendering:pixelated}"""
+img.grid{width:160px;image-rendering:pixelated}"""
 
 
 def data_uri(data: bytes, mime: str) -> str:
