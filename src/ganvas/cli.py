@@ -797,6 +797,67 @@ def rate(
 
 
 @app.command()
+def studio(
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Run directories, or folders searched for runs (default: here)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; other than 127.0.0.1, use --auth.")
+    ] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: 7860 or the next free).")] = None,
+    auth: Annotated[str | None, typer.Option(help="user:password asked for by the page.")] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
+) -> None:
+    """Open the web app: runs, samples over training, generate, compare, walk, rate."""
+    try:
+        from ganvas.studio.app import build_app, check_exposure, launch
+    except ImportError as err:
+        _fail(ImportError(f"the studio needs gradio: pip install 'ganvas[studio]' ({err})"))
+    import warnings
+
+    from ganvas.inference import resolve_device
+    from ganvas.studio.actions import Studio
+    from ganvas.studio.runs import GeneratorCache, RunCatalog
+
+    credentials = None
+    if auth is not None:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            _fail(ValueError("--auth must be user:password"))
+        credentials = (user, password)
+    try:
+        cache = GeneratorCache(device=str(resolve_device(device)))
+    except _user_errors() as err:
+        _fail(err)
+    catalog = RunCatalog(list(runs or [Path(".")]))
+    warning = check_exposure(host, credentials)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}")
+        warnings.simplefilter("ignore", UserWarning)  # said once, here, not again by launch()
+    found = catalog.labels()
+    console.print(f"{len(found)} run(s): {', '.join(found[:8])}{' ...' if len(found) > 8 else ''}")
+    launch(build_app(Studio(catalog, cache)), host=host, port=port, auth=credentials)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file (default RUN/report.html).")
+    ] = None,
+) -> None:
+    """One self-contained HTML page about a run (images inline) to mail or publish."""
+    from ganvas.studio.report import write_report
+
+    try:
+        path = write_report(run, out)
+    except (*_user_errors(), OSError) as err:
+        _fail(err)
+    console.print(f"[green]wrote[/] {path}")
+
+
+@app.command()
 def presets() -> None:
     """List the built-in recipes."""
     from rich.table import Table
