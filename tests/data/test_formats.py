@@ -107,7 +107,11 @@ def test_cifar10_tarball_reads_back_pixel_exact_with_its_classes(tmp_path):
     assert _labels_as_names(data) == [CIFAR10_NAMES[k] for k in labels]
     assert data.classes == sorted({CIFAR10_NAMES[k] for k in labels})
     assert "CIFAR-10" in report.source_notes[0] and report.dropped == []
-    assert data.manifest["files"][0] == "0:cifar-10-python.tar.gz#data_batch_1[0]/img_0_0.png"
+    # A container's entries are listed as a range, not a name each (manifest version 2).
+    assert data.manifest["files"] == [
+        {"container": "0:cifar-10-python.tar.gz", "entries": [[0, 18]], "outputs": 1}
+    ]
+    assert next(data.file_names()) == "0:cifar-10-python.tar.gz#entry=0"
 
     test = load_dataset(_prepare(source, tmp_path / "test", size=32, source_split="test").out)
     np.testing.assert_array_equal(np.asarray(test.images), made["test_batch"][0])
@@ -309,7 +313,12 @@ def test_lmdb_of_jpegs_reads_back_as_pil_decodes_them(tmp_path):
     assert data.labels is None and len(report.dropped) == 1
     path, reason = report.dropped[0]
     assert path.endswith(f"#key={17:040x}") and "corrupt or truncated image" in reason
-    assert data.manifest["files"][0] == f"0:bedroom_train_lmdb#key={0:040x}"
+    # The corrupt entry splits the range; the dropped one is listed by its key.
+    assert data.manifest["files"] == [
+        {"container": "0:bedroom_train_lmdb", "entries": [[0, 17], [18, 50]], "outputs": 1}
+    ]
+    names = list(data.file_names())
+    assert len(names) == 49 and names[17] == "0:bedroom_train_lmdb#entry=18"
 
 
 def test_an_interrupted_lmdb_prepare_resumes(tmp_path, monkeypatch):
