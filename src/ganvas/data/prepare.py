@@ -555,71 +555,74 @@ def _pictures(
     classes = sorted(set(class_of.values()) | set(journal.class_names))
     lookup = {name: k for k, name in enumerate(classes)}
     from_journal = np.array([lookup[n] for n in journal.class_names] + [-1], np.int32)
-    not_chosen = np.array(
-        [bool(wanted and n not in wanted) for n in classes] + [False], bool
-    )  # fmt: skip
-    excluded = np.array([bool(unwanted and n in unwanted) for n in classes] + [False], bool)
+    not_chosen = np.array([bool(wanted) and n not in wanted for n in classes] + [False])
+    excluded = np.array([bool(unwanted) and n in unwanted for n in classes] + [False])
+    records = [journal.entries[unit.key] for unit in units]
+    sizes = np.array([r.items for r in records], np.int64)
+    unit_start = np.cumsum(sizes) - sizes
+    n = int(sizes.sum())
+    # Filled a unit at a time: no per-unit pieces to concatenate (which would double them).
+    unit_of = np.repeat(np.arange(len(units), dtype=np.int32), sizes)
+    class_id = np.full(n, -1, np.int32)
+    rows = np.zeros(n, np.int32)
+    row0 = np.zeros(n, np.int64)
+    thumb = np.full(n, -1, np.int32)
+    measured = any(r.measures is not None for r in records)
+    measures = np.zeros(n if measured else 1, MEASURES)
+    measures["blank"] = -1
     streams: dict[str, int] = {}
-    columns: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+    unit_stream = np.zeros(len(units), np.int32)
     reasons: dict[int, str] = {}
-    offset = 0
-    for u, unit in enumerate(units):
-        record = journal.entries[unit.key]
-        n, rows = record.items, record.rows
+    for u, (unit, record) in enumerate(zip(units, records)):
+        here = slice(int(unit_start[u]), int(unit_start[u] + record.items))
+        offset = here.start
         file = files[unit.file_index]
         stream = f"video {unit.file_index}" if unit.video else f"source {file.source}"
-        decoded = rows > 0
+        unit_stream[u] = streams.setdefault(stream, len(streams))
+        rows[here] = record.rows
+        row0[here] = record.row0 + np.cumsum(record.rows, dtype=np.int64) - record.rows
+        decoded = record.rows > 0
         # Each picture that decoded has one thumbnail, in order.
-        thumb = np.where(decoded, record.thumb0 + np.cumsum(decoded) - 1, -1)
+        thumb[here] = np.where(decoded, record.thumb0 + np.cumsum(decoded) - 1, -1)
         if unit.container is None:
-            class_id = np.full(n, lookup.get(class_of.get(unit.file_index), -1), np.int32)
+            class_id[here] = lookup.get(class_of.get(unit.file_index, ""), -1)
         elif labelled and record.labels is not None:
-            class_id = from_journal[record.labels]
-        else:
-            class_id = np.full(n, -1, np.int32)
+            class_id[here] = from_journal[record.labels]
+        if record.measures is not None:
+            measures[here] = record.measures
         for k, reason in record.reasons.items():
             reasons[offset + k] = reason
         if unit.container is not None and labelled:
-            ok = np.ones(n, bool)
+            ok = np.ones(record.items, bool)
             if record.reasons:
                 ok[list(record.reasons)] = False
+            codes = class_id[here]
             for mask, reason in (
-                (class_id < 0, f"no label ({file.rel} gives this entry none)"),
-                (not_chosen[class_id], "class not chosen (--classes)"),
-                (excluded[class_id], "class excluded (--exclude-classes)"),
+                (codes < 0, f"no label ({file.rel} gives this entry none)"),
+                (not_chosen[codes], "class not chosen (--classes)"),
+                (excluded[codes], "class excluded (--exclude-classes)"),
             ):
                 hit = np.flatnonzero(ok & mask)
                 for k in hit.tolist():
                     reasons[offset + k] = reason
                 ok[hit] = False
-                thumb[hit] = -1  # a class left out is no finding worth a contact sheet
-        measures = record.measures
-        if measures is None:
-            measures = np.zeros(n, MEASURES)
-            measures["blank"] = -1
-        columns["unit"].append(np.full(n, u, np.int32))
-        columns["item"].append(np.arange(n, dtype=np.int32))
-        columns["file_index"].append(np.full(n, unit.file_index, np.int32))
-        columns["stream"].append(np.full(n, streams.setdefault(stream, len(streams)), np.int32))
-        columns["class_id"].append(class_id.astype(np.int32))
-        columns["rows"].append(rows.astype(np.int32))
-        columns["row0"].append(record.row0 + np.cumsum(rows, dtype=np.int64) - rows)
-        columns["thumb"].append(thumb.astype(np.int64))
-        for name in ("blank", "text", "sharpness", "grey", "hash"):
-            columns[name].append(measures[name])
-        offset += n
-    dtypes = {"unit": np.int32, "item": np.int32, "file_index": np.int32, "stream": np.int32,
-              "class_id": np.int32, "rows": np.int32, "row0": np.int64, "thumb": np.int64,
-              "blank": np.int8, "text": bool, "sharpness": np.float64, "grey": bool,
-              "hash": np.uint64}  # fmt: skip
-    arrays = {
-        name: np.concatenate(columns[name]).astype(dtype, copy=False)
-        if columns[name]
-        else np.zeros(0, dtype)
-        for name, dtype in dtypes.items()
-    }
-    return Pictures(**arrays, classes=classes, blank_kinds=list(journal.blank_kinds),
-                    reasons=reasons)  # fmt: skip
+                thumb[offset + hit] = -1  # a class left out is no finding worth a contact sheet
+    if not measured:  # zeros of stride 0: no memory for what was never measured
+        measures = np.broadcast_to(measures, (n,))
+    return Pictures(
+        unit=unit_of,
+        class_id=class_id,
+        rows=rows,
+        row0=row0,
+        thumb=thumb,
+        **{name: measures[name] for name in ("blank", "text", "sharpness", "grey", "hash")},
+        unit_start=unit_start,
+        unit_file=np.array([unit.file_index for unit in units], np.int32),
+        unit_stream=unit_stream,
+        classes=classes,
+        blank_kinds=list(journal.blank_kinds),
+        reasons=reasons,
+    )
 
 
 class _Names:
@@ -636,13 +639,17 @@ class _Names:
     def items(self, u: int) -> list[str]:
         """The item names of unit `u` (the last unit asked for is kept)."""
         if self._cached[0] != u:
-            record: UnitRecord = self.journal.entries[self.units[u].key]
-            self._cached = (u, self.journal.item_names(record))
+            unit = self.units[u]
+            record: UnitRecord = self.journal.entries[unit.key]
+            if unit.video or unit.container is not None:
+                self._cached = (u, self.journal.item_names(record))
+            else:  # an image file is its one picture, named as the file
+                self._cached = (u, [""] * record.items)
         return self._cached[1]
 
     def of(self, i: int) -> str:
         """The manifest name of picture i ('source:relative path' + the item's name)."""
-        u, k = int(self.pictures.unit[i]), int(self.pictures.item[i])
+        u, k = int(self.pictures.unit[i]), self.pictures.item(i)
         return self.files[self.units[u].file_index].name + self.items(u)[k]
 
 
@@ -655,8 +662,8 @@ def _dropped_in_order(
     """Files dropped before reading and pictures dropped after, in file order."""
     by_file: dict[int, list[tuple[str, str]]] = {i: [entry] for i, entry in dropped.items()}
     for i in sorted(pictures.reasons):
-        u, k = int(pictures.unit[i]), int(pictures.item[i])
-        file_index = int(pictures.file_index[i])
+        u, k = int(pictures.unit[i]), pictures.item(i)
+        file_index = pictures.file_index(i)
         path = files[file_index].path + names.items(u)[k]
         by_file.setdefault(file_index, []).append((path, pictures.reasons[i]))
     return [entry for i in sorted(by_file) for entry in by_file[i]]
@@ -676,29 +683,32 @@ def _write_dataset(
 ) -> int:
     """images.npy (streamed from the journal), labels, manifest and preview into `folder`."""
     settings = prepare.scan_settings()
-    counts = pictures.rows[kept].astype(np.int64)
-    # The scan row of every dataset image: each kept picture's run of `counts` rows. [N]
-    rows = np.repeat(pictures.row0[kept] - (np.cumsum(counts) - counts), counts)
-    rows += np.arange(len(rows), dtype=np.int64)
+    count = int(pictures.rows[kept].sum())
     label_array = None
     if class_names:
         lookup = np.array([class_names.index(n) if n in class_names else -1
                            for n in pictures.classes] + [-1], np.int64)  # fmt: skip
-        label_array = np.repeat(lookup[pictures.class_id[kept]], counts)
+        label_array = np.repeat(lookup[pictures.class_id[kept]], pictures.rows[kept])
     images_file = folder / "images.npy"
-    writer = ImagesWriter(images_file, (len(rows), *journal.row_shape))
+    writer = ImagesWriter(images_file, (count, *journal.row_shape))
     step = max(1, _COPY_ROWS_BYTES // _row_bytes(settings))
-    for begin in range(0, len(rows), step):
-        writer.write(journal.read_rows(rows[begin : begin + step]))
+    # A block of pictures at a time (at most `step` rows), not a row number per image.
+    per_picture = settings.outputs_per_picture
+    for begin in range(0, len(kept), max(1, step // per_picture)):
+        chosen = kept[begin : begin + max(1, step // per_picture)]
+        counts = pictures.rows[chosen].astype(np.int64)
+        # The scan row of each image of the block: each picture's run of `counts` rows.
+        rows = np.repeat(pictures.row0[chosen] - (np.cumsum(counts) - counts), counts)
+        writer.write(journal.read_rows(rows + np.arange(len(rows))))
     digest = writer.finish(label_array)
     manifest["files"] = _manifest_files(pictures, kept, units, names, settings.output_names())
     manifest["dropped"] = [{"path": path, "reason": reason} for path, reason in dropped]
-    manifest["splits"] = {"val": _val_indices(len(rows), prepare.val_fraction, prepare.seed)}
+    manifest["splits"] = {"val": _val_indices(count, prepare.val_fraction, prepare.seed)}
     manifest["scan"] = asdict(settings)
     readonly = np.load(images_file, mmap_mode="r")
     finish_dataset_dir(folder, readonly, label_array, manifest, known_hash=digest)
     del readonly
-    return len(rows)
+    return count
 
 
 def _manifest_files(
@@ -722,11 +732,11 @@ def _manifest_files(
         name = names.files[unit.file_index].name
         if unit.container is None:
             items = names.items(u)
-            for k, count in zip(pictures.item[chosen].tolist(), counts.tolist()):
+            for k, count in zip(pictures.items(chosen).tolist(), counts.tolist()):
                 files.extend(name + items[k] + suffix for suffix in suffixes[:count])
             continue
         assert unit.chunk is not None
-        entries = unit.chunk.start + pictures.item[chosen].astype(np.int64)
+        entries = unit.chunk.start + pictures.items(chosen)
         # Runs of consecutive entries giving as many images each.
         cut = np.flatnonzero((np.diff(entries) != 1) | (np.diff(counts) != 0)) + 1
         for a, b in zip([0, *cut.tolist()], [*cut.tolist(), len(entries)]):
