@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import functools
 import json
 import math
 import multiprocessing
@@ -79,6 +81,7 @@ _UNIT_BYTES = 48 * 1024 * 1024  # output pixels one video unit may carry back fr
 _IMAGES_PER_TASK = 16
 _SHEET_IMAGES = 64
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_TRIM_SECONDS = 2.0  # how often the scan returns freed memory to the system
 
 
 @dataclass
@@ -478,11 +481,35 @@ def _scan(
             completed=sum(u.frames for u in done_before),
             rejected=rejected,
         )
+        trimmed = time.monotonic()
         for unit, result in zip(pending, _run_units(pending, settings, workers), strict=True):
             journal.add(result)
             rejected += sum(1 for item in result.items if item["reason"])
             bar.update(task, advance=unit.frames, rejected=rejected)
+            del result
+            if time.monotonic() - trimmed >= _TRIM_SECONDS:
+                _return_free_memory()
+                trimmed = time.monotonic()
+    _return_free_memory()
     return len(done_before)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def _return_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc). The workers' results, a chunk
+    of pixels each, are unpickled in the pool's thread and freed here; the holes they leave
+    between what stays kept the main process's RSS growing with the collection (by 20 MiB
+    over 200,000 LSUN entries, measured) though nothing in them was alive."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _run_units(units: list[Unit], settings: ScanSettings, workers: int) -> Iterator[UnitResult]:
