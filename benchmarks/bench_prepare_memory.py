@@ -8,6 +8,7 @@ only; not a test.
 
     python benchmarks/bench_prepare_memory.py SOURCE_FOLDER --size 256
     python benchmarks/bench_prepare_memory.py --make-lmdb 50000 --size 32   # LSUN-style LMDB
+    python benchmarks/bench_prepare_memory.py --make-lmdb 200000 --size 32  # ~3 min here
 
 SOURCE may be anything `ganvas prepare` reads (a folder, an LMDB, an archive, …);
 `--make-lmdb N` first writes an LMDB of N synthetic 32×32 JPEGs (keys → JPEG bytes, as LSUN's)

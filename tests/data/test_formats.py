@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ganvas.data.card import dataset_card
 from ganvas.data.formats import detect
 from ganvas.data.formats.cifar import PickleRefused, restricted_loads
 from ganvas.data.prepare import prepare_dataset
@@ -107,7 +108,11 @@ def test_cifar10_tarball_reads_back_pixel_exact_with_its_classes(tmp_path):
     assert _labels_as_names(data) == [CIFAR10_NAMES[k] for k in labels]
     assert data.classes == sorted({CIFAR10_NAMES[k] for k in labels})
     assert "CIFAR-10" in report.source_notes[0] and report.dropped == []
-    assert data.manifest["files"][0] == "0:cifar-10-python.tar.gz#data_batch_1[0]/img_0_0.png"
+    # A container's entries are listed as a range, not a name each (manifest version 2).
+    assert data.manifest["files"] == [
+        {"container": "0:cifar-10-python.tar.gz", "entries": [[0, 18]], "outputs": 1}
+    ]
+    assert next(data.file_names()) == "0:cifar-10-python.tar.gz#entry=0"
 
     test = load_dataset(_prepare(source, tmp_path / "test", size=32, source_split="test").out)
     np.testing.assert_array_equal(np.asarray(test.images), made["test_batch"][0])
@@ -309,7 +314,12 @@ def test_lmdb_of_jpegs_reads_back_as_pil_decodes_them(tmp_path):
     assert data.labels is None and len(report.dropped) == 1
     path, reason = report.dropped[0]
     assert path.endswith(f"#key={17:040x}") and "corrupt or truncated image" in reason
-    assert data.manifest["files"][0] == f"0:bedroom_train_lmdb#key={0:040x}"
+    # The corrupt entry splits the range; the dropped one is listed by its key.
+    assert data.manifest["files"] == [
+        {"container": "0:bedroom_train_lmdb", "entries": [[0, 17], [18, 50]], "outputs": 1}
+    ]
+    names = list(data.file_names())
+    assert len(names) == 49 and names[17] == "0:bedroom_train_lmdb#entry=18"
 
 
 def test_an_interrupted_lmdb_prepare_resumes(tmp_path, monkeypatch):
@@ -477,3 +487,96 @@ def test_chunks_read_in_worker_processes_give_the_same_dataset(tmp_path, monkeyp
     two = load_dataset(report.out)
     np.testing.assert_array_equal(np.asarray(one.images), np.asarray(two.images))
     assert one.manifest["files"] == two.manifest["files"] and len(report.dropped) == 1
+
+
+# --- compact bookkeeping ------------------------------------------------------------------
+
+
+def test_near_duplicate_container_entries_are_dropped_by_name(tmp_path):
+    """Names stay in the journal on disk; the dropped ones are read back for the report."""
+    import lmdb
+
+    source = tmp_path / "lmdb"
+    images = _images(3, 32, seed=11)
+    values = [_png(images[k % 3]) for k in range(6)]  # entries 3, 4, 5 repeat 0, 1, 2
+    env = lmdb.open(str(source), map_size=16 * 2**20)
+    with env.begin(write=True) as txn:
+        for k, value in enumerate(values):
+            txn.put(f"k{k}".encode(), value)
+    env.close()
+    report = _prepare(source, tmp_path / "out", size=32, dedupe=0)
+    data = load_dataset(report.out)
+    np.testing.assert_array_equal(np.asarray(data.images), images)
+    assert [path for path, _ in report.dropped] == [f"{source}#key=k{k}" for k in (3, 4, 5)]
+    assert "near-duplicate (of 0:lmdb#key=k0," in report.dropped[0][1]
+    assert data.manifest["files"] == [{"container": "0:lmdb", "entries": [[0, 3]], "outputs": 1}]
+
+
+def test_container_crops_and_class_caps_are_listed_as_ranges(tmp_path):
+    """Each name a manifest's ranges expand to is the image at its row."""
+    source = tmp_path / "cifar-10-python.tar.gz"
+    make_cifar10(source, [10])
+    every = load_dataset(_prepare(source, tmp_path / "all", size=16, random_crops=2).out)
+    row_of = {name: k for k, name in enumerate(every.file_names())}
+    assert len(row_of) == len(every) == 20
+    assert list(row_of)[:2] == [
+        "0:cifar-10-python.tar.gz#entry=0" + s for s in ("#crop=0", "#crop=1")
+    ]
+    capped = load_dataset(
+        _prepare(source, tmp_path / "capped", size=16, random_crops=2, max_per_class=3).out
+    )
+    names = list(capped.file_names())
+    assert len(names) == len(capped) == len(capped.labels) < 20
+    assert np.bincount(capped.labels).max() <= 3
+    rows = [row_of[name] for name in names]
+    np.testing.assert_array_equal(np.asarray(capped.images), np.asarray(every.images)[rows])
+    assert [capped.classes[k] for k in capped.labels] == [
+        every.classes[every.labels[r]] for r in rows
+    ]
+    assert any(record["outputs"] == 1 for record in capped.manifest["files"])  # a cut picture
+    assert sum(dataset_card(capped)["per_source"].values()) == len(capped)
+
+
+def _long_tar(path: Path, images: np.ndarray, mode: str = "w:gz") -> list[str]:
+    names = [
+        f"photos/{'cat' if k % 2 else 'dog'}/{'x' * 120}-{k:02d}.png" for k in range(len(images))
+    ]
+    with tarfile.open(path, mode, format=tarfile.GNU_FORMAT) as archive:
+        for name, image in zip(names, images):
+            _add(archive, name, _png(image))
+    return names
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_tar_in_many_chunks_reads_on_from_each_chunks_first_header(
+    tmp_path, monkeypatch, workers
+):
+    from ganvas.data import prepare as prepare_module
+
+    images = _images(25, 16, seed=9)
+    source = tmp_path / "photos.tar.gz"
+    names = _long_tar(source, images)  # names over 100 characters: GNU long-name headers
+    monkeypatch.setattr(prepare_module, "_UNIT_BYTES", 16 * 16 * 3 * 4)  # chunks of 4
+    report = _prepare(source, tmp_path / "out", size=16, workers=workers)
+    data = load_dataset(report.out)
+    np.testing.assert_array_equal(np.asarray(data.images), images)
+    assert _labels_as_names(data) == [name.split("/")[1] for name in names]
+    assert report.dropped == []
+
+
+def test_a_tar_cut_short_keeps_the_members_before_the_damage(tmp_path, monkeypatch):
+    from ganvas.data import prepare as prepare_module
+
+    images = _images(12, 16, seed=4)
+    whole = tmp_path / "whole.tar"
+    _long_tar(whole, images, mode="w")
+    raw = whole.read_bytes()
+    source = tmp_path / "cut.tar"
+    source.write_bytes(raw[: len(raw) * 2 // 3])
+    monkeypatch.setattr(prepare_module, "_UNIT_BYTES", 16 * 16 * 3 * 5)  # chunks of 5
+    report = _prepare(source, tmp_path / "out", size=16)
+    data = load_dataset(report.out)
+    kept = len(data)
+    assert 0 < kept < 12
+    np.testing.assert_array_equal(np.asarray(data.images), images[:kept])
+    assert "damaged or cut short" in report.dropped[-1][1] or "cut short" in report.dropped[-1][1]

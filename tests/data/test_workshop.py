@@ -414,7 +414,8 @@ def test_journal_recovers_from_a_torn_write(tmp_path):
     assert (folder / "outputs.u8").stat().st_size == rows.nbytes
     assert np.array_equal(reopened.read_rows([0, 1]), rows)
     reopened.add(UnitResult("b", [item], rows[::-1], rows[:1]))
-    assert reopened.entries["b"]["row0"] == 2
+    assert reopened.entries["b"].row0 == 2
+    assert reopened.item_names(reopened.entries["a"]) == [""]  # names stay on disk
     reopened.close()
     again = ScanJournal(folder, settings)
     assert np.array_equal(again.read_rows([2, 3, 0]), rows[[1, 0, 0]])

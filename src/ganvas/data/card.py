@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ganvas.data.store import Dataset, load_dataset, write_preview
+from ganvas.data.store import Dataset, file_counts, load_dataset, write_preview
 from ganvas.grid import labelled_grid, to_pil
 from ganvas.io import save_image_atomic
 
@@ -32,12 +32,11 @@ def dataset_card(dataset: Dataset | str | os.PathLike) -> dict[str, Any]:
         counts = np.bincount(dataset.labels, minlength=len(dataset.classes))
         card["per_class"] = {name: int(c) for name, c in zip(dataset.classes, counts)}
     sources = manifest.get("sources") or []
-    files = manifest.get("files") or []
     per_source: Counter[str] = Counter()
-    for entry in files:
-        index, _, _ = str(entry).partition(":")
+    for name, count in file_counts(manifest):  # container ranges count their entries
+        index, _, _ = name.partition(":")
         if index.isdigit() and int(index) < len(sources):
-            per_source[sources[int(index)]] += 1
+            per_source[sources[int(index)]] += count
     if per_source:
         card["per_source"] = dict(per_source)
     dropped = manifest.get("dropped") or []

@@ -10,6 +10,11 @@ The work folder sits beside the dataset being made (`.<name>.prepare-work`) and 
 Rows reach the disk (fsync) before the journal line that points at them, so after a crash or
 a kill every journal line refers to complete rows; rows past the last line are cut off when
 the work is reopened. A finished `prepare` deletes the folder.
+
+In memory the journal keeps one `UnitRecord` per unit: numpy columns of its pictures (outputs,
+labels, filter measurements) and the few reasons for failures, never a Python object per
+picture, so 3 million LSUN entries cost tens of bytes each. Picture names stay on disk, in
+the unit's journal line, read back for the few that need one (`item_names`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,18 +39,44 @@ SYNC_SECONDS_VARIABLE = "GANVAS_PREPARE_SYNC_SECONDS"
 DEFAULT_SYNC_SECONDS = 2.0
 
 
+# The filter measurements of one picture (see scan._measure); blank: code in `blank_kinds`.
+MEASURES = np.dtype([("blank", "i1"), ("text", "?"), ("sharpness", "f8"),
+                     ("grey", "?"), ("hash", "u8")])  # fmt: skip
+
+
 def work_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.prepare-work"
 
 
+@dataclass
+class UnitRecord:
+    """One finished unit, as columns over its pictures (items) in scan order."""
+
+    key: str
+    row0: int  # its first output row in outputs.u8
+    thumb0: int  # its first thumbnail in thumbs.u8
+    rows: np.ndarray  # int32 [items]: outputs of each picture (0: none)
+    reasons: dict[int, str]  # item → why it gave no picture (failures only: few)
+    labels: np.ndarray | None  # int32 [items]: code in `ScanJournal.class_names`, -1 none
+    measures: np.ndarray | None  # MEASURES [items], when the scan measured
+    line: int  # byte offset of its line in journal.jsonl (where the names are)
+
+    @property
+    def items(self) -> int:
+        return len(self.rows)
+
+
 class ScanJournal:
-    """Append-only store of scanned units; `entries` maps unit key → its journal record."""
+    """Append-only store of scanned units; `entries` maps unit key → its `UnitRecord`."""
 
     def __init__(self, folder: Path, settings: ScanSettings, resume: bool = True) -> None:
         self.folder = folder
         self.row_shape = (settings.size, settings.size, settings.channels)
         self.thumb_shape = (settings.thumb_side, settings.thumb_side, settings.channels)
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, UnitRecord] = {}
+        self.class_names: list[str] = []  # what `UnitRecord.labels` codes stand for
+        self.blank_kinds: list[str] = []  # what `MEASURES["blank"]` codes (>= 0) stand for
+        self._codes: dict[tuple[str, str], int] = {}
         self.restarted_because = ""
         # Through JSON and back, so tuples compare equal to the lists read from settings.json.
         wanted = json.loads(
@@ -67,8 +99,8 @@ class ScanJournal:
         self._recover()
         self._outputs = open(folder / "outputs.u8", "ab")  # noqa: SIM115 (closed in close())
         self._thumbs = open(folder / "thumbs.u8", "ab")  # noqa: SIM115
-        self._journal = open(folder / "journal.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self._pending: list[str] = []
+        self._journal = open(folder / "journal.jsonl", "ab")  # noqa: SIM115
+        self._pending: list[bytes] = []
         self._last_sync = time.monotonic()
         self._sync_seconds = float(os.environ.get(SYNC_SECONDS_VARIABLE, DEFAULT_SYNC_SECONDS))
 
@@ -82,32 +114,73 @@ class ScanJournal:
         row_bytes, thumb_bytes = _nbytes(self.row_shape), _nbytes(self.thumb_shape)
         rows_on_disk = _size(self.folder / "outputs.u8") // row_bytes
         thumbs_on_disk = _size(self.folder / "thumbs.u8") // thumb_bytes
-        rows = thumbs = 0
-        good_lines: list[str] = []
+        rows = thumbs = good_bytes = 0
         if journal.exists():
-            for line in journal.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                    row_end = entry["row0"] + sum(item["rows"] for item in entry["items"])
-                    thumb_end = entry["thumb0"] + sum(1 for i in entry["items"] if i["rows"])
-                except (ValueError, KeyError, TypeError):
-                    break  # a line cut short by the interruption: it and what follows are redone
-                if row_end > rows_on_disk or thumb_end > thumbs_on_disk:
-                    break
-                self.entries[entry["key"]] = entry
-                rows, thumbs = max(rows, row_end), max(thumbs, thumb_end)
-                good_lines.append(line)
+            with open(journal, "rb") as f:  # line by line: the file grows with the collection
+                for line in f:
+                    try:
+                        if not line.endswith(b"\n"):
+                            raise ValueError("torn line")
+                        entry = json.loads(line)
+                        items = entry["items"]
+                        row_end = entry["row0"] + sum(item["rows"] for item in items)
+                        thumb_end = entry["thumb0"] + sum(1 for i in items if i["rows"])
+                    except (ValueError, KeyError, TypeError):
+                        break  # a line cut short by the interruption: it and what follows are redone
+                    if row_end > rows_on_disk or thumb_end > thumbs_on_disk:
+                        break
+                    self.entries[entry["key"]] = self._record(entry, good_bytes)
+                    rows, thumbs = max(rows, row_end), max(thumbs, thumb_end)
+                    good_bytes += len(line)
         self._rows, self._thumb_count = rows, thumbs
         for name, count, nbytes in (
             ("outputs.u8", rows, row_bytes),
             ("thumbs.u8", thumbs, thumb_bytes),
+            ("journal.jsonl", good_bytes, 1),
         ):
             with open(self.folder / name, "ab") as f:
                 f.truncate(count * nbytes)
-        journal.write_text("".join(line + "\n" for line in good_lines), encoding="utf-8")
+        self._journal_bytes = good_bytes
 
-    def add(self, result: UnitResult) -> dict[str, Any]:
-        """Store one finished unit; returns its journal record."""
+    def _code(self, table: list[str], kind: str, value: str) -> int:
+        code = self._codes.get((kind, value))
+        if code is None:
+            code = self._codes[(kind, value)] = len(table)
+            table.append(value)
+        return code
+
+    def _record(self, entry: dict[str, Any], line: int) -> UnitRecord:
+        """The columns of a journal entry (its items' names are left on disk)."""
+        items = entry["items"]
+        reasons = {k: item["reason"] for k, item in enumerate(items) if item["reason"]}
+        labels = None
+        if any("class" in item for item in items):
+            labels = np.array(
+                [self._code(self.class_names, "class", item["class"]) if item.get("class")
+                 is not None else -1 for item in items], np.int32)  # fmt: skip
+        measures = None
+        if any("hash" in item for item in items):
+            measures = np.zeros(len(items), MEASURES)
+            measures["blank"] = -1
+            for k, item in enumerate(items):
+                if "hash" in item:
+                    blank = item["blank"]
+                    code = -1 if not blank else self._code(self.blank_kinds, "blank", blank)
+                    measures[k] = (code, item["text"], item["sharpness"], item["grey"],
+                                   int(item["hash"], 16))  # fmt: skip
+        return UnitRecord(
+            key=entry["key"],
+            row0=entry["row0"],
+            thumb0=entry["thumb0"],
+            rows=np.array([item["rows"] for item in items], np.int32),
+            reasons=reasons,
+            labels=labels,
+            measures=measures,
+            line=line,
+        )
+
+    def add(self, result: UnitResult) -> UnitRecord:
+        """Store one finished unit; returns its record."""
         entry = {
             "key": result.key,
             "row0": self._rows,
@@ -118,11 +191,24 @@ class ScanJournal:
         self._thumbs.write(np.ascontiguousarray(result.thumbs).tobytes())
         self._rows += len(result.outputs)
         self._thumb_count += len(result.thumbs)
-        self.entries[result.key] = entry
-        self._pending.append(json.dumps(entry, separators=(",", ":")))
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        record = self._record(entry, self._journal_bytes)
+        self._journal_bytes += len(line)
+        self.entries[result.key] = record
+        self._pending.append(line)
         if time.monotonic() - self._last_sync >= self._sync_seconds:
             self.sync()
-        return entry
+        return record
+
+    def item_names(self, record: UnitRecord) -> list[str]:
+        """The names of a unit's pictures, read back from its journal line."""
+        if self._pending:
+            self.sync()
+        with open(self.folder / "journal.jsonl", "rb") as f:
+            f.seek(record.line)
+            entry = json.loads(f.readline())
+        assert entry["key"] == record.key, (entry["key"], record.key)
+        return [item["name"] for item in entry["items"]]
 
     def sync(self) -> None:
         """Make the stored rows durable, then the journal lines that point at them."""
@@ -130,7 +216,7 @@ class ScanJournal:
             f.flush()
             os.fsync(f.fileno())
         if self._pending:
-            self._journal.write("".join(line + "\n" for line in self._pending))
+            self._journal.write(b"".join(self._pending))
             self._pending.clear()
             self._journal.flush()
             os.fsync(self._journal.fileno())
@@ -151,19 +237,19 @@ class ScanJournal:
             if failed is not None:
                 raise failed
 
-    def read_rows(self, rows: list[int]) -> np.ndarray:
+    def read_rows(self, rows: np.ndarray | list[int]) -> np.ndarray:
         """Output rows by number, read with plain file reads (runs of neighbours at once)."""
+        rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), *self.row_shape), np.uint8)
         row_bytes = _nbytes(self.row_shape)
+        # Where a run of consecutive row numbers starts and stops: [runs + 1] positions.
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(rows) != 1) + 1, [len(rows)]])
         with open(self.folder / "outputs.u8", "rb") as f:
-            start = 0
-            while start < len(rows):
-                stop = start + 1
-                while stop < len(rows) and rows[stop] == rows[stop - 1] + 1:
-                    stop += 1
-                f.seek(rows[start] * row_bytes)
+            for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+                if start == stop:
+                    continue
+                f.seek(int(rows[start]) * row_bytes)
                 f.readinto(memoryview(out[start:stop]).cast("B"))
-                start = stop
         return out
 
     def thumbs(self) -> np.ndarray:

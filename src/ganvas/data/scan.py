@@ -68,12 +68,9 @@ class ScanSettings:
 
     def output_names(self) -> list[str]:
         """Suffix of each output of a picture, in order: '', '#tile=r,c', '#crop=k', both."""
-        tiles = [""]
-        if self.mosaic:
-            rows, cols = self.mosaic
-            tiles = [f"#tile={r},{c}" for r in range(rows) for c in range(cols)]
-        crops = [f"#crop={k}" for k in range(self.random_crops)] or [""]
-        return [tile + crop for tile in tiles for crop in crops]
+        from ganvas.data.store import output_suffixes
+
+        return output_suffixes(self.mosaic, self.random_crops)
 
     def draft_side(self) -> int | None:
         """Smallest side a JPEG may be decoded at and still give full-quality outputs."""

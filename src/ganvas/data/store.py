@@ -6,6 +6,14 @@
     <dataset>/preview.png    a contact sheet of the first images
 
 The directory appears atomically (written under a temporary name, then renamed).
+
+manifest.json's "files" says where each image came from, in order: a name per image of an
+image file or a film ('0:cats/1.png', '0:film.mp4#frame=12#crop=1'), and for the entries of a
+dataset container (LMDB, CIFAR, archive, …) one range record per stretch of them,
+{"container": "0:bedroom_train_lmdb", "entries": [[0, 3000000]], "outputs": 1}: entries
+`first` .. `stop` - 1 in the container's reading order, each giving `outputs` images. Version 1
+manifests (a name for every image) are migrated on load; `file_names` lists one name per image
+for either.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +33,7 @@ from ganvas.grid import image_grid, to_pil
 from ganvas.io import atomic_dir, save_image_atomic, write_json_atomic
 
 FORMAT_NAME = "ganvas-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: container entries as ranges in "files" (1: a name per image)
 SPLITS = ("train", "val", "all")
 
 
@@ -55,6 +64,10 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def file_names(self) -> Iterator[str]:
+        """Where each image came from, one name per image in order (see `file_names`)."""
+        return file_names(self.manifest)
 
     def split_indices(self, split: str = "train") -> np.ndarray:
         """Indices of the images in `split` ('train', 'val' or 'all')."""
@@ -109,6 +122,7 @@ def load_dataset(path: str | os.PathLike, verify: bool = False) -> Dataset:
             f"{path} was written by a newer ganvas (dataset format version {version}; this "
             f"one reads up to {FORMAT_VERSION}): upgrade ganvas, or prepare it again with this one"
         )
+    manifest = migrate_manifest(manifest, manifest_file)
     try:
         images = np.load(images_file, mmap_mode="r")
     except (ValueError, OSError) as err:
@@ -160,6 +174,69 @@ def _identity(images_file: Path, manifest: dict[str, Any]) -> tuple[Any, ...]:
 
 def _verified(images_file: Path, manifest: dict[str, Any]) -> bool:
     return _identity(images_file, manifest) in _VERIFIED
+
+
+def migrate_manifest(manifest: dict[str, Any], where: str | os.PathLike = "") -> dict[str, Any]:
+    """A manifest of any earlier version brought to FORMAT_VERSION (a new dict).
+
+    Version 1 → 2: "files" held a name per image, which version 2 still allows beside
+    container ranges, so its names are kept as they are and the version is raised.
+
+    Raises:
+        DatasetError: the manifest is of a newer version than this ganvas reads.
+    """
+    version = manifest.get("version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{where or 'the manifest'} is format version {version!r}, newer than this ganvas"
+            f" ({FORMAT_VERSION}); upgrade ganvas to read it"
+        )
+    manifest = dict(manifest)
+    if version < 2:
+        manifest["files"] = [str(name) for name in manifest.get("files") or []]
+        manifest["migrated_from_version"] = version
+    manifest["version"] = FORMAT_VERSION
+    return manifest
+
+
+def file_names(manifest: dict[str, Any]) -> Iterator[str]:
+    """One name per image of a manifest's "files", in order, expanding container ranges to
+    '0:bedroom_train_lmdb#entry=17' (with '#crop=k' / '#tile=r,c' suffixes when an entry gave
+    several images). Lazily: 3 million names are never all in memory at once."""
+    suffixes = None
+    for entry in manifest.get("files") or []:
+        if not isinstance(entry, dict):
+            yield str(entry)
+            continue
+        if suffixes is None:
+            scan = manifest.get("scan") or {}
+            suffixes = output_suffixes(scan.get("mosaic"), int(scan.get("random_crops") or 0))
+        container, outputs = entry["container"], int(entry.get("outputs", 1))
+        for first, stop in entry["entries"]:
+            for k in range(int(first), int(stop)):
+                for suffix in suffixes[:outputs]:
+                    yield f"{container}#entry={k}{suffix}"
+
+
+def file_counts(manifest: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """(name or container name, images) of each record of a manifest's "files", cheaply."""
+    for entry in manifest.get("files") or []:
+        if isinstance(entry, dict):
+            outputs = int(entry.get("outputs", 1))
+            count = sum(int(stop) - int(first) for first, stop in entry["entries"])
+            yield str(entry["container"]), count * outputs
+        else:
+            yield str(entry), 1
+
+
+def output_suffixes(mosaic: tuple[int, int] | list[int] | None, random_crops: int) -> list[str]:
+    """Suffix of each output of a picture, in order: '', '#tile=r,c', '#crop=k', both."""
+    tiles = [""]
+    if mosaic:
+        rows, cols = mosaic
+        tiles = [f"#tile={r},{c}" for r in range(rows) for c in range(cols)]
+    crops = [f"#crop={k}" for k in range(random_crops)] or [""]
+    return [tile + crop for tile in tiles for crop in crops]
 
 
 def content_hash(images: np.ndarray, labels: np.ndarray | None, chunk: int = 1024) -> str:

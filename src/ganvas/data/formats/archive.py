@@ -1,7 +1,9 @@
 """zip and tar archives of images (tar gzipped, bzip2'd or xz'd too), read without extracting.
 
 Members are read straight from the archive: a zip member by its entry, a tar member at its
-offset (a compressed tar is decompressed as a stream, forward). Hidden names, folders,
+offset (a compressed tar is decompressed as a stream, forward). A tar's plan keeps only where
+each chunk's first header is, and its reader walks the headers on from there, so the main
+process holds no name or offset per member. Hidden names, folders,
 links and macOS `__MACOSX/` litter are skipped; every other member is a candidate, and one
 that is not a picture is reported like a stray file in a folder. Zip members are taken in
 sorted name order, like a folder; tar members in the order the archive stores them (a tar is
@@ -54,23 +56,47 @@ def _skipped(name: str) -> bool:
 
 def folder_labels(names: list[str]) -> tuple[str, list[str] | None]:
     """(prefix to look through, classes or None) of member names, by the folder rule."""
-    prefix = ""
-    tops = {name.split("/", 1)[0] for name in names}
-    if len(tops) == 1 and all("/" in name for name in names):
-        prefix = next(iter(tops)) + "/"
-    folders: set[str] = set()
-    loose = False
+    rule = FolderRule()
     for name in names:
+        rule.add(name)
+    return rule.result()
+
+
+class FolderRule:
+    """`folder_labels` of names seen one at a time (a tar's members, without keeping them).
+
+    Follows two readings at once: names at face value, and looked through the first name's
+    top folder (which counts only if every name lies inside it)."""
+
+    def __init__(self) -> None:
+        self.top: str | None = None
+        self.one_top = True  # every name so far lies inside folder `top`
+        self.folders: tuple[set[str], set[str]] = (set(), set())  # as is, looked through
+        self.loose = [False, False]
+
+    def add(self, name: str) -> None:
+        top, slash, inside = name.partition("/")
+        if self.top is None:
+            self.top = top
+        if not slash or top != self.top:
+            self.one_top = False
         if not looks_like_picture(name):
-            continue
-        folder, _, rest = name[len(prefix) :].partition("/")
-        if rest:
-            folders.add(folder)
-        else:
-            loose = True
-    if len(folders) >= 2 and not loose:
-        return prefix, sorted(folders)
-    return prefix, None
+            return
+        for k, rest in enumerate((name, inside)):
+            if k == 1 and not self.one_top:
+                break
+            folder, _, below = rest.partition("/")
+            if below:
+                self.folders[k].add(folder)
+            else:
+                self.loose[k] = True
+
+    def result(self) -> tuple[str, list[str] | None]:
+        k = 1 if self.top is not None and self.one_top else 0
+        prefix = f"{self.top}/" if k else ""
+        if len(self.folders[k]) >= 2 and not self.loose[k]:
+            return prefix, sorted(self.folders[k])
+        return prefix, None
 
 
 def _label(name: str, prefix: str, classes: list[str] | None) -> str | None:
@@ -136,20 +162,15 @@ def _opener(path: str):
 
 @functools.lru_cache(maxsize=4)
 def _tar_index(key: tuple[str, int, int]) -> tuple[tuple[str, int, int], ...]:
-    """(name, data offset, size) of each regular file in a tar, in stored order."""
-    path = key[0]
-    found = []
+    """(name, data offset, size) of each regular file in a tar, in stored order (for tars of
+    a few members: CIFAR's batches)."""
     try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                if member.isfile() and not _skipped(member.name):
-                    found.append((member.name, member.offset_data, member.size))
-    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as err:
-        if not found:
-            raise DatasetError(f"cannot read tar archive {path} ({err})") from err
-        # A tar cut short: the members before the damage are still good.
-        found.append(("", -1, 0))
-    return tuple(found)
+        return tuple(
+            (m.name, m.offset_data, m.size) if m.offset >= 0 else ("", -1, 0)
+            for m in _tar_walk(key[0], 0)
+        )
+    finally:
+        _tar_streams.drop(key)
 
 
 def tar_members(path: Path) -> tuple[tuple[str, int, int], ...]:
@@ -157,16 +178,57 @@ def tar_members(path: Path) -> tuple[tuple[str, int, int], ...]:
     return _tar_index(stat_key(str(path)))
 
 
+_DAMAGED = tarfile.TarInfo("")
+_DAMAGED.offset = -1
+
+
+def _tar_walk(path: str, position: int) -> Iterator[tarfile.TarInfo]:
+    """The regular, not hidden files of a tar from the header at `position` on; a member with
+    offset -1 marks damage (nothing after it could be listed). Keeps no member it has passed,
+    unlike iterating a TarFile, which lists them all."""
+    try:
+        archive = tarfile.TarFile(fileobj=_tar_stream(path, position), mode="r")
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error) as err:
+        if position == 0:
+            raise DatasetError(f"cannot read tar archive {path} ({err})") from err
+        _tar_streams.drop(stat_key(path))
+        yield _DAMAGED
+        return
+    while True:
+        try:
+            member = archive.next()
+        except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, zlib.error):
+            _tar_streams.drop(stat_key(path))
+            yield _DAMAGED  # a tar cut short: the members before the damage are still good
+            return
+        if member is None:
+            return
+        archive.members.clear()
+        if member.isfile() and not _skipped(member.name):
+            yield member
+
+
 def plan_tar(path: Path, per_chunk: int) -> Plan:
-    members = tar_members(path)
-    damaged = bool(members) and members[-1][1] < 0
-    good = [m for m in members if m[1] >= 0]
-    if not good and not damaged:
-        raise DatasetError(f"tar archive {path} holds no files (hidden files are ignored)")
-    prefix, classes = folder_labels([m[0] for m in good])
-    listed = list(members)
-    chunks = [Chunk(a, b, tuple(listed[a:b])) for a, b in chunk_ranges(len(listed), per_chunk)]
-    note = f"tar archive {path.name}: {len(good)} files"
+    """One pass over the headers; each chunk keeps the header offset of its first member."""
+    starts: list[int] = []  # header offset of each chunk's first member
+    count = good = 0
+    rule = FolderRule()
+    try:
+        for member in _tar_walk(str(path), 0):
+            if count % per_chunk == 0:
+                starts.append(member.offset)
+            count += 1
+            if member.offset >= 0:
+                good += 1
+                rule.add(member.name)
+    finally:
+        _tar_streams.drop(stat_key(str(path)))
+    if not good:
+        why = "that can be read" if count else "(hidden files are ignored)"
+        raise DatasetError(f"tar archive {path} holds no files {why}")
+    prefix, classes = rule.result()
+    chunks = [Chunk(a, b, (starts[k],)) for k, (a, b) in enumerate(chunk_ranges(count, per_chunk))]
+    note = f"tar archive {path.name}: {good} files"
     note += f", {len(classes)} classes from its folders" if classes else ""
     return Plan("tar", classes, chunks, str(path), note=note,
                 details={"prefix": prefix, "classes": classes})  # fmt: skip
@@ -185,22 +247,30 @@ def _tar_stream(path: str, position: int) -> IO[bytes]:
 
 
 def read_tar(path: str, chunk: Chunk, details: dict) -> Iterator[Entry]:
-    for name, offset, size in chunk.token:
-        if offset < 0:
+    (position,) = chunk.token
+    members = _tar_walk(path, position) if position >= 0 else iter([_DAMAGED])
+    done = 0
+    for member in members:
+        if done == chunk.count:
+            break
+        done += 1
+        if member.offset < 0:
             yield Entry("#damaged", None, None, "tar archive is damaged or cut short here;"
                         " the members after this point could not be listed")  # fmt: skip
-            continue
-        label = _label(name, details["prefix"], details["classes"])
+            return
+        name, label = member.name, _label(member.name, details["prefix"], details["classes"])
         try:
-            data = _tar_stream(path, offset).read(size)
+            data = _tar_stream(path, member.offset_data).read(member.size)
         except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) as err:
             _tar_streams.drop(stat_key(path))
             yield Entry("/" + name, None, label, f"cannot read archive member ({err})")
-            continue
-        if len(data) < size:
+            return  # the stream is gone: the walk cannot go on
+        if len(data) < member.size:
             yield Entry("/" + name, None, label, "archive member cut short")
             continue
         yield Entry("/" + name, data, label)
+    for k in range(done, chunk.count):  # members that vanished since the plan
+        yield Entry(f"#{chunk.start + k}", None, None, "member missing (the archive changed)")
 
 
 def read_tar_member(path: str, offset: int, size: int) -> bytes:
