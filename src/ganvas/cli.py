@@ -820,6 +820,9 @@ def studio(
     from ganvas.studio.actions import Studio
     from ganvas.studio.runs import GeneratorCache, RunCatalog
 
+    missing = [str(p) for p in runs or [] if not Path(p).exists()]
+    if missing:
+        _fail(FileNotFoundError(f"no such run or folder: {', '.join(missing)}"))
     credentials = None
     if auth is not None:
         user, sep, password = auth.partition(":")

@@ -54,7 +54,7 @@ def test_a_manifest_newer_than_this_ganvas_is_refused(tmp_path):
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     manifest["version"] = FORMAT_VERSION + 1
     (tmp_path / "ds" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DatasetError, match="newer than this ganvas"):
+    with pytest.raises(DatasetError, match="newer ganvas"):
         load_dataset(tmp_path / "ds")
 
 

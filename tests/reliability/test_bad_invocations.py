@@ -101,6 +101,12 @@ CASES = {
     "rate: missing run": ["rate", "nowhere", "--html", "r.html"],
     "rate: negative count": ["rate", "run", "--n", "-1", "--html", "r.html"],
     "rate: missing answers": ["rate", "run", "--answers", "nowhere.json"],
+    # studio (it fails before gradio starts)
+    "studio: missing folder": ["studio", "nowhere"],
+    "studio: bad --auth": ["studio", "run", "--auth", "no-password"],
+    # report
+    "report: missing run": ["report", "nowhere", "--out", "r.html"],
+    "report: run without checkpoints": ["report", "untrained", "--out", "r.html"],
 }  # fmt: skip
 
 
