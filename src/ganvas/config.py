@@ -181,7 +181,7 @@ class TrainConfig:
     trackers: tuple[str, ...] = ()
     tracker_project: str = "ganvas"  # W&B project
     tracker_group: str = ""  # W&B group and MLflow experiment ('' = the run dir's name)
-    mlflow_uri: str = ""  # MLflow tracking URI ('' = $MLFLOW_TRACKING_URI, else ./mlruns)
+    mlflow_uri: str = ""  # MLflow tracking URI ('' = $MLFLOW_TRACKING_URI, else ./mlflow.db)
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")

@@ -48,9 +48,15 @@ def _shared_tracker(country: str) -> Any:
             logging.getLogger("codecarbon").setLevel(logging.ERROR)
             if _tracker is not None:
                 _tracker.stop()
+            import inspect
+
+            # No output files: codecarbon ≥ 3 says so with output_methods, older with save_to_file.
+            quiet = ({"output_methods": []} if "output_methods" in
+                     inspect.signature(OfflineEmissionsTracker.__init__).parameters
+                     else {"save_to_file": False})  # fmt: skip
             _tracker = OfflineEmissionsTracker(
-                country_iso_code=country, measure_power_secs=15, save_to_file=False,
-                log_level="error", tracking_mode="process", project_name="ganvas",
+                country_iso_code=country, measure_power_secs=15, log_level="error",
+                tracking_mode="process", project_name="ganvas", **quiet,
             )  # fmt: skip
             _tracker.start()
             _tracker_country = country
@@ -164,7 +170,7 @@ def format_energy(reading: dict[str, Any]) -> str:
     """'2.31 kWh · 0.92 kg CO2e · 0.69 € at 0.30 €/kWh' (small runs get more digits)."""
 
     def fmt(x: float) -> str:
-        return f"{x:.2f}" if x >= 0.995 or x == 0 else f"{x:.3g}"
+        return f"{x:.2f}" if x >= 0.01 or x == 0 else f"{x:.3g}"
 
     return (f"{fmt(reading['energy_kwh'])} kWh · {fmt(reading['co2e_kg'])} kg CO2e · "
             f"{fmt(reading['cost'])} {CURRENCY} at {reading['price_per_kwh']:.2f} "

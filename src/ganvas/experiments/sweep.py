@@ -101,8 +101,7 @@ class SweepSpec:
 
     @property
     def eval_every(self) -> int:
-        steps = self.budget_steps or 1
-        return self.eval_interval or steps
+        return self.eval_interval or self.budget_steps or 1
 
 
 SPEC_KEYS = {"name", "preset", "config", "overrides", "space", "sampler", "metric", "budget",
@@ -155,6 +154,8 @@ def parse_spec(tree: dict[str, Any], where: str = "sweep spec") -> SweepSpec:
         pruner=pruner, trials=int(tree.get("trials", 10)), seed=int(tree.get("seed", 0)),
         heartbeat_s=int(tree.get("heartbeat_s", 30)), storage=str(tree.get("storage") or ""),
     )  # fmt: skip
+    check(bool(spec.budget_steps or spec.eval_interval),
+          f"{where}: a budget in minutes only needs eval_interval (steps between evaluations)")  # fmt: skip
     check(spec.n_trials >= 1, f"{where}: trials={spec.trials} must be >= 1")
     check(spec.heartbeat_s >= 1, f"{where}: heartbeat_s={spec.heartbeat_s} must be >= 1")
     return spec
@@ -182,8 +183,8 @@ def trial_name(params: dict[str, Any]) -> str:
 def trial_overrides(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
     """The settings of one trial: the spec's overrides, the budget, the eval, its params."""
     settings = dict(spec.overrides)
-    if spec.budget_steps:
-        settings["train.steps"] = spec.budget_steps
+    if spec.budget_steps:  # a budget in steps replaces a preset's epochs
+        settings.update({"train.steps": spec.budget_steps, "train.epochs": None})
     settings.update({
         "train.eval_interval": spec.eval_every, "train.eval_metric": spec.metric,
         "train.eval_n": spec.metric_n, "train.eval_split": spec.metric_split,
@@ -202,7 +203,11 @@ class SpuriousTrial(Exception):
 
 
 def _storage(url: str, heartbeat_s: int) -> Any:
+    import warnings
+
     import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     if url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 60}}  # several workers wait for the lock
@@ -289,7 +294,7 @@ class _Objective:
         cfg = load_config(preset=spec.preset, config_file=spec.config,
                           overrides=trial_overrides(spec, params))  # fmt: skip
         record = {"number": trial.number, "params": params, "state": "running",
-                  "sweep": spec.name, "budget_steps": None}  # fmt: skip
+                  "sweep": spec.name, "budget_steps": None, "pid": os.getpid()}  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / TRIAL_FILE, record)
         trainer = Trainer(cfg, run_dir, progress=False)

@@ -5,8 +5,9 @@ grids as images, and MLflow the final checkpoint as an artifact.
     train.trackers: [tensorboard, wandb, mlflow]
 
 Both run without a network: W&B in offline mode unless WANDB_MODE says otherwise (its files
-go to RUN/wandb/; `wandb sync` uploads them later), MLflow into a local store (`./mlruns`, or
-`train.mlflow_uri` / $MLFLOW_TRACKING_URI: `file:/path` or `sqlite:///path.db`). A resumed
+go to RUN/wandb/; `wandb sync` uploads them later), MLflow into a local store (
+`train.mlflow_uri` / $MLFLOW_TRACKING_URI: `sqlite:///path.db` (default ./mlflow.db, artifacts
+in ./mlartifacts) or a `file:/path` store). A resumed
 run continues the same W&B / MLflow run: their ids are kept in RUN/trackers.json.
 A sweep sets `train.tracker_group` to its name: one W&B group, one MLflow experiment.
 """
@@ -104,13 +105,17 @@ class MlflowTracker:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        uri = config.train.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or "./mlruns"
-        if "://" not in uri and not uri.startswith("file:"):
-            uri = Path(uri).resolve().as_uri()
+        uri = (config.train.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
+               or f"sqlite:///{Path('mlflow.db').resolve()}")  # fmt: skip
+        artifacts = None
+        if uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
+            artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts" / group).as_uri()
+        elif uri.startswith("file:"):  # MLflow 3 keeps its file store behind a switch
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.client = MlflowClient(tracking_uri=uri)
         experiment = self.client.get_experiment_by_name(group)
         experiment_id = (experiment.experiment_id if experiment is not None
-                         else self.client.create_experiment(group))  # fmt: skip
+                         else self.client.create_experiment(group, artifact_location=artifacts))  # fmt: skip
         ids = _Ids(run_dir)
         self.run_id = ids.get("mlflow")
         if self.run_id is None:
