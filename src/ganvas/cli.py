@@ -772,8 +772,10 @@ def sweep(
     gpus: Annotated[int, typer.Option(help="Spread the workers over this many GPUs.")] = 0,
     storage: Annotated[
         str | None,
-        typer.Option(help="Optuna database URL shared by several machines (default: "
-                          "sqlite in the sweep dir)."),
+        typer.Option(
+            help="Optuna database URL shared by several machines (default: "
+            "sqlite in the sweep dir)."
+        ),
     ] = None,
 ) -> None:
     """Run a hyperparameter sweep on Optuna; each trial is a run dir under OUT/trials."""

@@ -39,7 +39,7 @@ def test_spec_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="budget"):
         parse_spec({"name": "x", "space": {"lr": [1]}})
     spec = parse_spec({"name": "x", "space": {"a": [1, 2], "b": ["p", "q", "r"]},
-                       "sampler": "grid", "budget": {"minutes": 5}})  # fmt: skip
+                       "sampler": "grid", "budget": {"minutes": 5}, "eval_interval": 100})  # fmt: skip
     assert isinstance(spec, SweepSpec) and spec.n_trials == 6
     assert trial_name({"lr": 2e-4, "optim.name": "adam"}).startswith("lr=0.0002_name=adam-")
 

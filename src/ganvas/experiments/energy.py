@@ -17,6 +17,7 @@ time), not in training_state.pt, so a resumed run stays bit-exact with a straigh
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -68,10 +69,8 @@ def _stop_tracker() -> None:
     global _tracker
     with _lock:
         if _tracker is not None:
-            try:
+            with contextlib.suppress(Exception):  # at exit, a failing stop must hide nothing
                 _tracker.stop()
-            except Exception:  # noqa: BLE001 - at exit, a failing stop must not hide the run's
-                pass
             _tracker = None
 
 

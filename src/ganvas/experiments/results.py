@@ -194,8 +194,9 @@ def to_html(rows: list[RunRow]) -> str:
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
                   for cells in body)  # fmt: skip
     note = savings_line(rows)
-    return (f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{trs}</tbody>\n</table>\n"
-            + (f"<p>{html.escape(note)}</p>\n" if note else ""))
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{trs}</tbody>\n</table>\n" + (
+        f"<p>{html.escape(note)}</p>\n" if note else ""
+    )
 
 
 def print_table(rows: list[RunRow], title: str | None = None) -> None:

@@ -93,7 +93,9 @@ class SweepSpec:
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of the grid, in the spec's order."""
         names = [p.name for p in self.space]
-        return [dict(zip(names, combo)) for combo in itertools.product(*(p.values for p in self.space))]
+        return [
+            dict(zip(names, combo)) for combo in itertools.product(*(p.values for p in self.space))
+        ]
 
     @property
     def n_trials(self) -> int:
@@ -338,10 +340,10 @@ class _Objective:
 
 def run_worker(out: str | Path, storage_url: str | None = None) -> int:
     """Run trials of the sweep in `out` until none is left; returns how many this ran."""
+    import warnings
+
     import optuna
     from optuna.trial import TrialState
-
-    import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     out = Path(out)

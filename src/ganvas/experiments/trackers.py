@@ -109,7 +109,7 @@ class MlflowTracker:
                or f"sqlite:///{Path('mlflow.db').resolve()}")  # fmt: skip
         artifacts = None
         if uri.startswith("sqlite:///"):  # artifacts beside the database, not in the cwd
-            artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts" / group).as_uri()
+            artifacts = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts" / group).as_uri()
         elif uri.startswith("file:"):  # MLflow 3 keeps its file store behind a switch
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.client = MlflowClient(tracking_uri=uri)
