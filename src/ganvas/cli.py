@@ -234,7 +234,9 @@ def prepare(
 
 @app.command()
 def info(
-    data: Annotated[Path, typer.Argument(help="Dataset directory from `ganvas prepare`.")],
+    data: Annotated[
+        Path, typer.Argument(help="Dataset directory from `ganvas prepare`, or a run dir.")
+    ],
     out_dir: Annotated[
         Path | None, typer.Option(help="Write preview sheets here (overall and per class).")
     ] = None,

@@ -63,6 +63,7 @@ def grid_sweep(blobs, tmp_path_factory):
     return root / "sweep", result.output
 
 
+@pytest.mark.slow
 def test_a_grid_completes_with_a_four_row_table(grid_sweep, tmp_path):
     out, output = grid_sweep
     rows = collect_runs([out])
@@ -84,6 +85,7 @@ def test_a_grid_completes_with_a_four_row_table(grid_sweep, tmp_path):
     assert (tmp_path / "r.md").read_text().count("\n| lr=") == 4
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_run_again_trains_nothing(grid_sweep):
     out, _ = grid_sweep
     before = {p.name: (p / "log.txt").read_text() for p in _trial_dirs(out)}
@@ -92,6 +94,7 @@ def test_a_finished_sweep_run_again_trains_nothing(grid_sweep):
     assert {p.name: (p / "log.txt").read_text() for p in _trial_dirs(out)} == before
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_the_interrupted_trial(blobs, tmp_path):
     from tests.experiments.conftest import needs_inception
 
@@ -152,10 +155,12 @@ def _two_workers(blobs, tmp_path, monkeypatch, storage: str | None) -> None:
     assert len(pids) == 2, "one worker ran every trial"
 
 
+@pytest.mark.slow
 def test_two_workers_split_a_grid_on_sqlite(blobs, tmp_path, monkeypatch):
     _two_workers(blobs, tmp_path, monkeypatch, storage=None)
 
 
+@pytest.mark.slow
 def test_two_workers_split_a_grid_on_postgresql(blobs, tmp_path, monkeypatch):
     url = os.environ.get("GANVAS_TEST_POSTGRES_URL")
     if not url:
@@ -164,6 +169,7 @@ def test_two_workers_split_a_grid_on_postgresql(blobs, tmp_path, monkeypatch):
     _two_workers(blobs, tmp_path, monkeypatch, storage=url)
 
 
+@pytest.mark.slow
 def test_the_pruner_stops_the_clearly_worst_trial(blobs, tmp_path):
     from tests.experiments.conftest import needs_inception
 

@@ -25,6 +25,7 @@ from typing import Any
 
 DEFAULT_PRICE_PER_KWH = 0.30  # € per kWh (seeds/000 paid 0.35)
 CURRENCY = "€"
+STALE_S = 5.0  # metrics lines reuse a power sample at most this old
 
 _lock = threading.Lock()
 _tracker: Any = None  # the process's OfflineEmissionsTracker, started on first use
@@ -125,20 +126,23 @@ class EnergyMeter:
     def active(self) -> bool:
         return self.tracker is not None
 
-    def _tracker_totals(self) -> tuple[float, float]:
-        """(kWh, kg CO2e) the process tracker has counted since it started."""
+    def _tracker_totals(self, fresh: bool = True) -> tuple[float, float]:
+        """(kWh, kg CO2e) the process tracker has counted since it started. A sample costs
+        ~15 ms of CPU (psutil): unless `fresh`, one newer than STALE_S seconds is reused."""
         if self.tracker is None:
             return 0.0, 0.0
         with _lock:
-            self.tracker._measure_power_and_energy()  # a fresh sample, not the last 15 s one
+            if fresh or time.perf_counter() - self.tracker._last_measured_time > STALE_S:
+                self.tracker._measure_power_and_energy()
             kwh = float(self.tracker._total_energy.kWh)
             self.tracker._update_emissions()  # CO2e of the country's mix, from its own data
             co2 = float(self.tracker._total_emissions)
         return kwh, co2
 
-    def reading(self) -> dict[str, Any]:
-        """Totals over the whole run so far: energy_kwh, co2e_kg, cost, seconds, method."""
-        kwh, co2 = self._tracker_totals()
+    def reading(self, fresh: bool = True) -> dict[str, Any]:
+        """Totals over the whole run so far: energy_kwh, co2e_kg, cost, seconds, method.
+        With `fresh` False (metrics lines), a power sample up to STALE_S old is reused."""
+        kwh, co2 = self._tracker_totals(fresh)
         session_kwh = max(kwh - self._start_kwh, 0.0)
         session_co2 = max(co2 - self._start_co2, 0.0)
         if self.carbon_intensity > 0:

@@ -20,7 +20,7 @@ that a trial Optuna retries after a crash resumes the same run from its checkpoi
 study lives in OUT/study.db (SQLite) unless a database URL is given (`--storage
 postgresql://...`: workers on several machines share it). Workers send a heartbeat; a
 trial whose worker died (SIGKILL, power cut) is failed by the next worker that starts and
-retried with the same parameters (`RetryFailedTrialCallback`), so a killed sweep, run
+retried with the same parameters (`RetryHeartbeatStaleTrialCallback`), so a killed sweep, run
 again, skips what finished and continues the interrupted trial where it stopped.
 """
 
@@ -215,11 +215,13 @@ def _storage(url: str, heartbeat_s: int) -> Any:
         engine = {"connect_args": {"timeout": 60}}  # several workers wait for the lock
     else:
         engine = {"pool_pre_ping": True}
+    # A dead worker's trial is enqueued again with its parameters (optuna >= 4.9 renamed it).
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    retry = retry or optuna.storages.RetryFailedTrialCallback
     return optuna.storages.RDBStorage(
         url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
         grace_period=2 * heartbeat_s + 1,
-        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
-            max_retry=3, inherit_intermediate_values=True),
+        heartbeat_stale_trial_callback=retry(max_retry=3, inherit_intermediate_values=True),
     )  # fmt: skip
 
 

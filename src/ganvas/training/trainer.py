@@ -350,7 +350,7 @@ class Trainer:
             "time_s": round(self.elapsed, 2),
         }
         if self.energy.active:  # totals over the whole run, resumes included
-            reading = self.energy.reading()
+            reading = self.energy.reading(fresh=False)
             record["energy_kwh"] = float(f"{reading['energy_kwh']:.6g}")
             record["co2e_kg"] = float(f"{reading['co2e_kg']:.6g}")
         self.metrics.write(record)
