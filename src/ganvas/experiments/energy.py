@@ -131,12 +131,16 @@ class EnergyMeter:
         ~15 ms of CPU (psutil): unless `fresh`, one newer than STALE_S seconds is reused."""
         if self.tracker is None:
             return 0.0, 0.0
-        with _lock:
-            if fresh or time.perf_counter() - self.tracker._last_measured_time > STALE_S:
-                self.tracker._measure_power_and_energy()
-            kwh = float(self.tracker._total_energy.kWh)
-            self.tracker._update_emissions()  # CO2e of the country's mix, from its own data
-            co2 = float(self.tracker._total_emissions)
+        try:  # codecarbon's running totals have no public reader: its own attributes
+            with _lock:
+                if fresh or time.perf_counter() - self.tracker._last_measured_time > STALE_S:
+                    self.tracker._measure_power_and_energy()
+                kwh = float(self.tracker._total_energy.kWh)
+                self.tracker._update_emissions()  # CO2e of the country's mix, its own data
+                co2 = float(self.tracker._total_emissions)
+        except AttributeError as err:  # another codecarbon: stop measuring, keep training
+            self.tracker, self.method = None, f"unavailable (this codecarbon: {err})"
+            return 0.0, 0.0
         return kwh, co2
 
     def reading(self, fresh: bool = True) -> dict[str, Any]:
