@@ -87,6 +87,8 @@ def read_run(run_dir: str | Path) -> RunRow:
         energy = state.get("energy")
         if energy:
             row.energy_kwh, row.co2e_kg = energy["energy_kwh"], energy["co2e_kg"]
+            # the meter's clock runs from start to checkpoint, evaluations included
+            row.wall_s = max(row.wall_s, float(energy.get("seconds", 0.0)))
             row.cost = energy["energy_kwh"] * float(row.config.get("train.price_per_kwh", 0.3))
         row.status = "finished" if row.steps >= row.total_steps else "stopped"
     trial = run_dir / TRIAL_FILE
@@ -147,7 +149,7 @@ def table(rows: list[RunRow]) -> tuple[list[str], list[list[str]]]:
 def pruning_savings(rows: list[RunRow]) -> dict[str, float] | None:
     """Time, kWh and cost pruned trials did not spend, each at its own rate per step; None
     when nothing was pruned."""
-    pruned = [r for r in rows if r.status == "pruned" and r.steps > 0]
+    pruned = [r for r in rows if r.status == "pruned" and 0 < r.steps < r.total_steps]
     if not pruned:
         return None
     saved = {"trials": float(len(pruned)), "seconds": 0.0, "energy_kwh": 0.0, "cost": 0.0,

@@ -311,7 +311,7 @@ class _Objective:
                 if step not in reported:
                     trial.report(trainer.last_eval[1], step)
                     reported.add(step)
-                if trial.should_prune():
+                if step < trainer.total_steps and trial.should_prune():  # done is done
                     state["pruned"] = True
                     return True
             if spec.budget_minutes:
