@@ -252,16 +252,23 @@ def prepare(
 
 @app.command()
 def info(
-    data: Annotated[Path, typer.Argument(help="Dataset directory from `ganvas prepare`.")],
+    data: Annotated[
+        Path, typer.Argument(help="Dataset directory from `ganvas prepare`, or a run dir.")
+    ],
     out_dir: Annotated[
         Path | None, typer.Option(help="Write preview sheets here (overall and per class).")
     ] = None,
 ) -> None:
-    """The dataset card: images per class and per source, what was dropped and why."""
+    """The dataset card (images per class and per source, what was dropped and why), or for a
+    run dir its summary: family, steps, best metric, time, energy and cost."""
     from rich.table import Table
 
     from ganvas.data.card import dataset_card, write_card_previews
     from ganvas.data.store import load_dataset
+
+    if (data / "config.yaml").is_file() and not (data / "manifest.json").is_file():
+        _run_info(data)
+        return
 
     try:
         dataset = load_dataset(data)
@@ -317,6 +324,13 @@ def train(
             "--dry-run", help="Print the plan (stages, batches, parameters); train nothing."
         ),
     ] = False,
+    price_per_kwh: Annotated[
+        float | None, typer.Option(help="Shortcut for --set train.price_per_kwh=€ (cost).")
+    ] = None,
+    carbon_intensity: Annotated[
+        float | None,
+        typer.Option(help="kg CO2e per kWh; replaces the country's (train.carbon_intensity)."),
+    ] = None,
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
@@ -334,6 +348,10 @@ def train(
         overrides.append(f"train.device={device}")
     if init_from is not None:
         overrides.append(f"train.init_from={init_from}")
+    if price_per_kwh is not None:
+        overrides.append(f"train.price_per_kwh={price_per_kwh}")
+    if carbon_intensity is not None:
+        overrides.append(f"train.carbon_intensity={carbon_intensity}")
     if dry_run:
         try:
             _print_plan(load_config(preset=preset, config_file=config, overrides=overrides))
@@ -872,6 +890,84 @@ def presets() -> None:
         cfg = load_config(preset=name)
         table.add_row(name, cfg.model.family, str(cfg.model.resolution or "data"), cfg.description)
     Console().print(table)
+
+
+def _run_info(run: Path) -> None:
+    from ganvas.experiments.energy import format_energy
+    from ganvas.experiments.results import read_run
+
+    try:
+        row = read_run(run)
+    except _user_errors() as err:
+        _fail(err)
+    out = Console()
+    c = row.config
+    out.print(f"[bold]{run}[/]: {c.get('model.family')} at {c.get('model.resolution')} px, "
+              f"step {row.steps}/{row.total_steps} ({row.status}), {row.wall_s:.0f} s of "
+              f"training", highlight=False)  # fmt: skip
+    if row.value is not None:
+        out.print(f"best {row.metric}: {row.value:.4g} at step {row.best_step}", highlight=False)
+    if row.energy_kwh is not None:
+        reading = {"energy_kwh": row.energy_kwh, "co2e_kg": row.co2e_kg, "cost": row.cost,
+                   "price_per_kwh": c.get("train.price_per_kwh", 0.3)}  # fmt: skip
+        out.print(f"energy: {format_energy(reading)}", highlight=False)
+    else:
+        out.print("energy: not measured (train.energy=false or no codecarbon)")
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML); see docs/experiments.md.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sweep dir; running again resumes.")],
+    workers: Annotated[int, typer.Option(help="Trials at once on this machine.")] = 1,
+    gpus: Annotated[int, typer.Option(help="Spread the workers over this many GPUs.")] = 0,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna database URL shared by several machines (default: "
+            "sqlite in the sweep dir)."
+        ),
+    ] = None,
+) -> None:
+    """Run a hyperparameter sweep on Optuna; each trial is a run dir under OUT/trials."""
+    from ganvas.experiments.results import collect_runs, print_table, to_csv, to_markdown
+    from ganvas.experiments.sweep import run_sweep
+
+    try:
+        result = run_sweep(spec, out, workers=workers, gpus=gpus, storage=storage)
+        rows = collect_runs([result.out])
+    except _user_errors() as err:
+        _fail(err)
+    print_table(rows, title=f"sweep {out}")
+    (out / "results.csv").write_text(to_csv(rows))
+    (out / "results.md").write_text(to_markdown(rows))
+    console.print(f"[green]wrote[/] {out / 'results.csv'}, {out / 'results.md'}")
+
+
+@app.command()
+def results(
+    paths: Annotated[list[Path], typer.Argument(help="Sweep dirs, run dirs or folders of runs.")],
+    csv: Annotated[Path | None, typer.Option("--csv", help="Write the table as CSV.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the table as HTML.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="PNG of the metric against each parameter.")
+    ] = None,
+) -> None:
+    """One table for a sweep or any run dirs: differing parameters, metric, time, energy."""
+    from ganvas.experiments import results as res
+
+    try:
+        rows = res.collect_runs(list(paths))
+        res.print_table(rows)
+        for dest, text in ((csv, res.to_csv), (markdown, res.to_markdown), (html, res.to_html)):
+            if dest is not None:
+                dest.write_text(text(rows))
+                console.print(f"[green]wrote[/] {dest}")
+        if plot is not None:
+            console.print(f"[green]wrote[/] {res.plot(rows, plot)}")
+    except _user_errors() as err:
+        _fail(err)
 
 
 def _print_plan(cfg) -> None:

@@ -32,6 +32,7 @@ CONFIG_VERSION = 1  # the version of the config layout this ganvas writes
 # The augmentations' names, here so that checking a config needs no torch (ganvas.augment
 # implements them and its tests check that the lists agree).
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+TRACKERS = ("tensorboard", "wandb", "mlflow")  # ganvas.experiments.trackers
 ADA_PIPELINES = ("blit", "geom", "color", "bg", "bgc")  # b: blit, g: geometric, c: colour
 
 
@@ -176,6 +177,17 @@ class TrainConfig:
     on_diverge: Literal["stop", "rollback"] = "rollback"
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
+    # Energy (ganvas[energy], docs/experiments.md): kWh and kg CO2e per run with codecarbon's
+    # offline tracker, in metrics.jsonl, the checkpoint's state.json and the end-of-run summary.
+    energy: bool = True
+    energy_country: str = "DEU"  # ISO 3166 alpha-3 code: whose electricity mix gives the CO2e
+    carbon_intensity: float = 0.0  # kg CO2e per kWh; > 0 replaces the country's figure
+    price_per_kwh: float = 0.30  # € per kWh, for the cost
+    # Trackers that mirror config, metrics and sample grids: 'tensorboard', 'wandb', 'mlflow'.
+    trackers: tuple[str, ...] = ()
+    tracker_project: str = "ganvas"  # W&B project
+    tracker_group: str = ""  # W&B group and MLflow experiment ('' = the run dir's name)
+    mlflow_uri: str = ""  # MLflow tracking URI ('' = $MLFLOW_TRACKING_URI, else ./mlflow.db)
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
@@ -212,6 +224,12 @@ class TrainConfig:
         check(0 < self.rollback_lr_factor <= 1,
               f"train.rollback_lr_factor={self.rollback_lr_factor} must lie in (0, 1]")  # fmt: skip
         check(self.max_rollbacks >= 0, f"train.max_rollbacks={self.max_rollbacks} must be >= 0")
+        check(self.carbon_intensity >= 0,
+              f"train.carbon_intensity={self.carbon_intensity} must be >= 0")  # fmt: skip
+        check(self.price_per_kwh >= 0, f"train.price_per_kwh={self.price_per_kwh} must be >= 0")
+        unknown = sorted(set(self.trackers) - set(TRACKERS))
+        check(not unknown, f"train.trackers: {', '.join(unknown)} unknown; choose from "
+                           f"{', '.join(TRACKERS)}")  # fmt: skip
         check(self.eval_interval >= 0, f"train.eval_interval={self.eval_interval} must be >= 0")
         check(self.eval_n >= 2, f"train.eval_n={self.eval_n} must be >= 2")
         check(self.replay_size >= 0, f"train.replay_size={self.replay_size} must be >= 0")

@@ -50,8 +50,11 @@ class MetricsLog:
     matches the weights (those steps are about to be trained again); TensorBoard purges them.
     """
 
-    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool) -> None:
+    def __init__(
+        self, run_dir: Path, resume_step: int, tensorboard: bool, sinks: list[Any] | None = None
+    ) -> None:
         self.run = RunDir(run_dir)
+        self.sinks = list(sinks or [])  # experiment trackers (ganvas.experiments.trackers)
         self.file = self.run.metrics_file
         self.run.discard_after(resume_step)
         self.writer = None
@@ -62,6 +65,8 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         self.run.append_metrics(record)
+        for sink in self.sinks:
+            sink.log_metrics(record)
         if self.writer is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, int | float):
@@ -70,6 +75,8 @@ class MetricsLog:
     def add_image(self, tag: str, grid: np.ndarray, step: int) -> None:
         if self.writer is not None:
             self.writer.add_image(tag, grid, step, dataformats="HWC")
+        for sink in self.sinks:
+            sink.log_image(tag, grid, step)
 
     def flush(self) -> None:
         """Put the TensorBoard events written so far on disk (before a checkpoint: a kill
@@ -78,9 +85,13 @@ class MetricsLog:
             self.writer.flush()
             fault_point("tensorboard flush")
 
-    def close(self) -> None:
+    def close(self, final_checkpoint: Path | None = None) -> None:
+        """Flush and close; trackers get the final checkpoint (None: the run stopped early)."""
         if self.writer is not None:
             self.writer.close()
+        for sink in self.sinks:
+            sink.finish(final_checkpoint)
+        self.sinks = []
 
 
 def save_grid(images: np.ndarray, path: Path, nrow: int | None = None) -> np.ndarray:

@@ -33,6 +33,15 @@ RESUMABLE_KEYS = (
     "train.on_diverge",
     "train.rollback_lr_factor",
     "train.max_rollbacks",
+    # records, not training: energy accounting and trackers may change on a resume
+    "train.energy",
+    "train.energy_country",
+    "train.carbon_intensity",
+    "train.price_per_kwh",
+    "train.trackers",
+    "train.tracker_project",
+    "train.tracker_group",
+    "train.mlflow_uri",
 )
 
 

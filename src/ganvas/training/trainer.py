@@ -32,6 +32,7 @@ from ganvas.config import Config, ConfigError
 from ganvas.data.loader import BatchSampler
 from ganvas.data.store import load_dataset
 from ganvas.errors import DiskFullError, is_disk_full
+from ganvas.experiments.energy import EnergyMeter, format_energy
 from ganvas.inference import (
     latents,
     pick_generator,
@@ -121,7 +122,12 @@ class Trainer:
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
         self.step = 0
         self.best_metric: float | None = None  # lowest eval_metric so far
+        self.last_eval: tuple[int, float] | None = None  # (step, value) of the newest eval
         self.elapsed = 0.0
+        t = config.train
+        # A record, not training state: saved in state.json, never read by a random stream.
+        self.energy = EnergyMeter(t.energy_country, t.carbon_intensity, t.price_per_kwh,
+                                  enabled=t.energy)  # fmt: skip
         if resume_from is not None:
             self._restore()
         elif config.train.init_from:
@@ -130,7 +136,11 @@ class Trainer:
         with self._writing("config.yaml and classes.json"):
             self.run.write_config(config)
             self.run.write_class_names(self.class_names)
-        self.metrics = MetricsLog(self.run_dir, self.step, config.train.tensorboard)
+        from ganvas.experiments.trackers import build_trackers
+
+        tensorboard = config.train.tensorboard or "tensorboard" in config.train.trackers
+        self.metrics = MetricsLog(self.run_dir, self.step, tensorboard,
+                                  sinks=build_trackers(config, self.run_dir))  # fmt: skip
 
     # --- Building --------------------------------------------------------------------------
 
@@ -348,7 +358,8 @@ class Trainer:
         self.elapsed += self.window.close()
         if self.step != last_saved:
             self.save_checkpoint()
-        self.metrics.close()
+        finished = self.step >= self.total_steps
+        self.metrics.close(ckpt.find_latest_checkpoint(self.run_dir) if finished else None)
         return self._finish(interrupted.is_set(), collapsed)
 
     def _roll_back(self, reason: str) -> bool:
@@ -397,6 +408,9 @@ class Trainer:
     def _finish(self, interrupted: bool, collapsed: bool) -> TrainResult:
         path = ckpt.find_latest_checkpoint(self.run_dir)
         where = f"step {self.step}/{self.total_steps}; checkpoint {path}"
+        if self.energy.active:
+            self.log(f"energy: {format_energy(self.energy.reading())} "
+                     f"(codecarbon, {self.energy.method})")  # fmt: skip
         if self.step >= self.total_steps:
             if make_progress_gif(self.run.samples_dir, self.run.progress_gif):
                 self.log(f"wrote {self.run.progress_gif}")
@@ -424,6 +438,10 @@ class Trainer:
             "img_per_s": round(images / max(seconds, 1e-9), 1),
             "time_s": round(self.elapsed, 2),
         }
+        if self.energy.active:  # totals over the whole run, resumes included
+            reading = self.energy.reading(fresh=False)
+            record["energy_kwh"] = float(f"{reading['energy_kwh']:.6g}")
+            record["co2e_kg"] = float(f"{reading['co2e_kg']:.6g}")
         with self._writing("metrics.jsonl"):
             self.metrics.write(record)
         return record
@@ -487,6 +505,7 @@ class Trainer:
                           generator_info={"weights": "G_ema" if self.G_ema is not None else "G",
                                           "step": self.step})  # fmt: skip
         value = float(scores[key])
+        self.last_eval = (self.step, value)
         record = {"step": self.step, "event": "eval", key: value, "protocol": scores["protocol"]}
         if self.best_metric is None or value < self.best_metric:
             self.best_metric = value
@@ -536,6 +555,8 @@ class Trainer:
             "ganvas_version": __version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        if self.energy.active:
+            state["energy"] = self.energy.state_dict()
         return ckpt.save_checkpoint(self.run_dir, self.step, weights,
                                     collect_state(self.stateful), state,
                                     keep=self.config.train.keep_checkpoints)  # fmt: skip
@@ -560,6 +581,7 @@ class Trainer:
         self.feed.images_drawn = int(saved.state.get("images_seen", 0))
         self.best_metric = saved.state.get("best_metric")
         self.elapsed = float(saved.state.get("elapsed_s", 0.0))
+        self.energy.load_state_dict(saved.state.get("energy", {}))
 
     def _init_from(self, run: str) -> None:
         """Fine-tuning: start from another run's newest weights (fresh optimizers, step 0)."""

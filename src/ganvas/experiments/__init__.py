@@ -1,0 +1,1 @@
+"""Experiments: sweeps on Optuna, energy with codecarbon, trackers (W&B, MLflow), results."""
