@@ -104,6 +104,10 @@ CASES = {
     # studio (it fails before gradio starts)
     "studio: missing folder": ["studio", "nowhere"],
     "studio: bad --auth": ["studio", "run", "--auth", "no-password"],
+    # sweep, results
+    "sweep: missing spec": ["sweep", "nowhere.yaml", "--out", "sweep"],
+    "sweep: negative workers": ["sweep", "nowhere.yaml", "--out", "sweep", "--workers", "-1"],
+    "results: missing path": ["results", "nowhere"],
     # report
     "report: missing run": ["report", "nowhere", "--out", "r.html"],
     "report: run without checkpoints": ["report", "untrained", "--out", "r.html"],
