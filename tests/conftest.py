@@ -129,6 +129,16 @@ def assert_same_checkpoint(a, b) -> None:
     assert_same(a.training_state, b.training_state, "training_state")
 
 
+# Fields of a metrics line that measure the machine (speed, energy), not the training: they
+# differ between a straight and a resumed run that are otherwise bit for bit the same.
+MEASURED_FIELDS = ("img_per_s", "time_s", "energy_kwh", "co2e_kg")
+
+
+def training_records(records: list[dict]) -> list[dict]:
+    """Metrics records without their MEASURED_FIELDS, for comparing two runs."""
+    return [{k: v for k, v in r.items() if k not in MEASURED_FIELDS} for r in records]
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of a run's metrics.jsonl, in order."""
     import json

@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from ganvas import checkpoint as ckpt
-from tests.conftest import assert_same, tiny_config
+from tests.conftest import assert_same, tiny_config, training_records
 
 KILLS = 20
 SEED = 19
@@ -135,7 +135,7 @@ def tensorboard_image_steps(run: Path) -> list[int]:
 
 
 def comparable(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("img_per_s", "time_s")} for r in records]
+    return training_records(records)
 
 
 @pytest.mark.slow

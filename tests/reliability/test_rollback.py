@@ -8,7 +8,7 @@ from ganvas import checkpoint as ckpt
 from ganvas.metrics.diversity import CollapseMonitor
 from ganvas.objectives.classic import ClassicObjective
 from ganvas.training.trainer import TrainingDiverged, train
-from tests.conftest import assert_same, read_metrics, tiny_config
+from tests.conftest import assert_same, read_metrics, tiny_config, training_records
 
 SETTINGS = {"train.steps": 60, "train.log_interval": 5, "train.checkpoint_interval": 10}
 
@@ -75,7 +75,7 @@ def test_the_lowered_learning_rate_survives_a_resume_bit_for_bit(
     assert_same(a.training_state, b.training_state, "training_state")
 
     def strip(records):
-        return [{k: v for k, v in r.items() if k not in ("img_per_s", "time_s")} for r in records]
+        return training_records(records)
 
     assert strip(read_metrics(tmp_path / "straight")) == strip(read_metrics(tmp_path / "resumed"))
 
