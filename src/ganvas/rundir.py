@@ -117,19 +117,22 @@ class RunDir:
                 line = line[len(line) // 2 :]
             f.write(line)
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """The records of metrics.jsonl in order; a torn line (a full disk, a crash of the
-        machine) is left out."""
+    def read_metrics(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl in order (at most `limit`, read line by line); a torn
+        line (a full disk, a crash of the machine) is left out."""
         if not self.metrics_file.is_file():
             return []
-        records = []
-        for line in self.metrics_file.read_text(encoding="utf-8", errors="replace").split("\n"):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
+        records: list[dict[str, Any]] = []
+        with open(self.metrics_file, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+                    if limit is not None and len(records) >= limit:
+                        break
         return records
 
     def discard_after(self, step: int) -> None:

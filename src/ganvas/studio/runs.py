@@ -121,20 +121,7 @@ def _label(path: Path) -> str:
 def read_metrics(run: RunDir, limit: int = 200_000) -> list[dict[str, Any]]:
     """The records of metrics.jsonl (at most `limit`); a half-written last line or a broken
     line is skipped, never an error."""
-    if not run.metrics_file.is_file():
-        return []
-    records = []
-    with open(run.metrics_file, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-                if len(records) >= limit:
-                    break
-    return records
+    return run.read_metrics(limit)
 
 
 def read_json(path: Path) -> Any:
