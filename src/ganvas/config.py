@@ -75,6 +75,9 @@ class OptimConfig:
     gamma: float = 0.1
     decay_start: float = 0.0  # 'linear': decay from here to the last step
     min_factor: float = 0.0  # 'cosine'/'linear': factor reached at the last step
+    # The update's implementation (docs/speed.md): 'fused' one kernel, 'foreach' batched over
+    # the parameters, 'off' one parameter at a time; 'auto' = fused on CUDA, else torch's own.
+    fused: Literal["auto", "fused", "foreach", "off"] = "auto"
 
     def __post_init__(self) -> None:
         check(self.lr_g > 0, f"optim.lr_g={self.lr_g} must be > 0")
@@ -188,6 +191,10 @@ class TrainConfig:
     tracker_project: str = "ganvas"  # W&B project
     tracker_group: str = ""  # W&B group and MLflow experiment ('' = the run dir's name)
     mlflow_uri: str = ""  # MLflow tracking URI ('' = $MLFLOW_TRACKING_URI, else ./mlflow.db)
+    # Speed (docs/speed.md); none changes the maths beyond rounding, so a resume may change them.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward passes
+    channels_last: bool = False  # NHWC memory layout for the networks and image batches
+    compile: bool = False  # G's and D's forward through torch.compile
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")

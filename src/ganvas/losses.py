@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganvas.training.speed import double_backward
+
 
 class Objective(Protocol):
     # True when sigmoid(logit) is a probability of "real" (BCE-type objectives).
@@ -115,11 +117,13 @@ def adversarial_logits(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor])
 
 
 def _input_gradient_norms(D: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    """‖∇_x D(x)‖₂ per sample, keeping the graph so the penalty can be back-propagated."""
-    x = x.detach().requires_grad_(True)
-    scores = adversarial_logits(D(x, c))
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
-    return grad.flatten(1).norm(2, dim=1)  # [N]
+    """‖∇_x D(x)‖₂ per sample, keeping the graph so the penalty can be back-propagated.
+    Taken in fp32 whatever train.precision is (`double_backward`)."""
+    with double_backward():
+        x = x.detach().float().requires_grad_(True)
+        scores = adversarial_logits(D(x, c))
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+        return grad.flatten(1).norm(2, dim=1)  # [N]
 
 
 def gradient_penalty(

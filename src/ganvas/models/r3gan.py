@@ -118,8 +118,11 @@ def upsample(x: torch.Tensor) -> torch.Tensor:
 
 def downsample(x: torch.Tensor) -> torch.Tensor:
     """[N, C, H, W] → [N, C, H/2, W/2], bilinear with anti-aliasing: each output is the
-    [1, 3, 3, 1] ⊗ [1, 3, 3, 1] / 64 weighted mean of its 4×4 neighbourhood."""
-    return F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+    [1, 3, 3, 1] ⊗ [1, 3, 3, 1] / 64 weighted mean of its 4×4 neighbourhood. In fp32 (the
+    CPU has no anti-aliased kernel for bf16/fp16, as under train.precision)."""
+    out = F.interpolate(x.float(), scale_factor=0.5, mode="bilinear", align_corners=False,
+                        antialias=True)  # fmt: skip
+    return out.to(x.dtype)
 
 
 class BiasedLeakyReLU(nn.Module):

@@ -132,7 +132,7 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
 
     def forward(
-        self, z: torch.Tensor, truncation: float = 1.0, update_w_avg: bool = False
+        self, z: torch.Tensor, truncation: float | torch.Tensor = 1.0, update_w_avg: bool = False
     ) -> torch.Tensor:
         """z [N, z_dim] → ws [N, num_ws, w_dim] (one w, repeated for every synthesis layer).
 
@@ -145,10 +145,11 @@ class MappingNetwork(nn.Module):
             x = _act(fc(x))
         if update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(torch.lerp(x.detach().mean(dim=0), self.w_avg, self.w_avg_beta))
+                batch_mean = x.detach().float().mean(dim=0)  # fp32 under autocast too
+                self.w_avg.copy_(torch.lerp(batch_mean, self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).expand(-1, self.num_ws, -1)
-        if truncation != 1:
-            ws = torch.lerp(self.w_avg, ws, truncation)
+        if isinstance(truncation, torch.Tensor) or truncation != 1:  # a tensor ψ: exported G
+            ws = torch.lerp(self.w_avg.to(ws.dtype), ws, truncation)
         return ws
 
 

@@ -33,6 +33,7 @@ from ganvas.objectives.base import (
     reals_and_fakes,
 )
 from ganvas.training.schedules import FixedSchedule
+from ganvas.training.speed import double_backward
 
 D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
 
@@ -59,11 +60,13 @@ def judge_with_penalty(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """D's logits [N] on `images` [N, C, H, W] (through the D-input pipeline) and the
     zero-centred penalty E‖∇D‖² with respect to those images, from one pass of D. The
-    penalty keeps its graph, so it can be back-propagated to D's parameters."""
-    images = images.detach().requires_grad_(True)
-    logits = judge(parts, images, labels)
-    (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
-    return logits, grad.square().flatten(1).sum(1).mean()
+    penalty keeps its graph, so it can be back-propagated to D's parameters. Both come from
+    fp32 (`double_backward`), whatever train.precision is."""
+    with double_backward():
+        images = images.detach().float().requires_grad_(True)
+        logits = judge(parts, images, labels)
+        (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
+        return logits, grad.square().flatten(1).sum(1).mean()
 
 
 class R3GANObjective:

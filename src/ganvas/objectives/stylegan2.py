@@ -31,6 +31,7 @@ from torch import nn
 from ganvas.losses import zero_centred_penalty
 from ganvas.models.registry import Batch
 from ganvas.objectives.base import Phase, TrainingParts, judge
+from ganvas.training.speed import double_backward
 
 
 def r1_gamma_auto(resolution: int, batch_size: int) -> float:
@@ -168,9 +169,11 @@ class StyleGAN2Objective:
     def _path_length_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         m = self.model_config
         n = max(1, len(self._reals()["image"]) // m.pl_batch_shrink)
-        img, ws = self._fakes(n)
-        penalty, self.pl_mean, lengths = path_length_penalty(img, ws, self.pl_mean, m.pl_decay,
-                                                             self.parts.generator)  # fmt: skip
+        with double_backward():  # G's pass and its Jacobian in fp32, whatever train.precision
+            img, ws = self._fakes(n)
+            penalty, self.pl_mean, lengths = path_length_penalty(
+                img, ws, self.pl_mean, m.pl_decay, self.parts.generator
+            )
         loss = m.pl_weight * penalty.mean()
         return loss, {"pl_penalty": penalty.detach().mean(), "pl_length": lengths.mean(),
                       "pl_mean": self.pl_mean}  # fmt: skip

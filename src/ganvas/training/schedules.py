@@ -13,6 +13,7 @@ from torch import nn
 
 from ganvas.config import Config, OptimConfig, scheduled_value
 from ganvas.training.progressive import ProgressiveSchedule, reals_at
+from ganvas.training.speed import optimizer_implementation
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,24 @@ def lr_factor(optim: OptimConfig, step: int, total_steps: int, steps_per_epoch: 
     return factor * scheduled_value(optim.lr_schedule, step, 1.0)
 
 
-def make_optimizer(params: Any, config: Config, lr: float, lazy_ratio: float = 1.0):
-    """The configured optimizer. With lazy regularization (`lazy_ratio` = N / (N + 1) < 1)
-    the learning rate and Adam's betas are adjusted as in stylegan2-ada."""
+def make_optimizer(
+    params: Any,
+    config: Config,
+    lr: float,
+    lazy_ratio: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> torch.optim.Optimizer:
+    """The configured optimizer, with the update implementation `optim.fused` picks for
+    `device` (`speed.optimizer_implementation`). With lazy regularization (`lazy_ratio` =
+    N / (N + 1) < 1) the learning rate and Adam's betas are adjusted as in stylegan2-ada."""
     o = config.optim
     betas = tuple(b**lazy_ratio for b in o.betas)
+    implementation = optimizer_implementation(o.name, o.fused, torch.device(device))
     if o.name == "adam":
         return torch.optim.Adam(params, lr=lr * lazy_ratio, betas=betas,
-                                weight_decay=o.weight_decay)  # fmt: skip
+                                weight_decay=o.weight_decay, **implementation)  # fmt: skip
     if o.name == "adamw":
         return torch.optim.AdamW(params, lr=lr * lazy_ratio, betas=betas,
-                                 weight_decay=o.weight_decay)  # fmt: skip
-    return torch.optim.RMSprop(params, lr=lr * lazy_ratio, weight_decay=o.weight_decay)
+                                 weight_decay=o.weight_decay, **implementation)  # fmt: skip
+    return torch.optim.RMSprop(params, lr=lr * lazy_ratio, weight_decay=o.weight_decay,
+                               **implementation)  # fmt: skip

@@ -42,6 +42,11 @@ RESUMABLE_KEYS = (
     "train.tracker_project",
     "train.tracker_group",
     "train.mlflow_uri",
+    # speed switches: the same maths up to rounding (docs/speed.md)
+    "train.precision",
+    "train.channels_last",
+    "train.compile",
+    "optim.fused",
 )
 
 

@@ -61,6 +61,12 @@ from ganvas.training.setup import (
     resolve_run_config,
     select_training_images,
 )
+from ganvas.training.speed import (
+    MixedPrecision,
+    check_compile_available,
+    compile_forward,
+    to_memory_format,
+)
 from ganvas.training.state import RandomState, Rollbacks, collect_state, restore_state
 
 MONITOR_REALS = 256  # real images the collapse monitor compares the samples with
@@ -161,18 +167,22 @@ class Trainer:
         """Networks, schedule, feed, D-input pipeline, objective, optimizers, monitors."""
         config, t = self.config, self.config.train
         torch.manual_seed(t.seed)  # the initial weights are a function of train.seed
-        self.G, self.D = (m.to(self.device) for m in build_models(config.model))
+        self.G, self.D = (to_memory_format(m.to(self.device), t.channels_last)
+                          for m in build_models(config.model))  # fmt: skip
         if t.freeze_d:
             freeze_discriminator_blocks(self.D, t.freeze_d, config.model.family)
         self.ema = None
         if t.ema:
             self.ema = WeightAverage(self.G, t.ema_beta, t.ema_kimg, t.ema_rampup)
+        self.precision = MixedPrecision(t.precision, self.device)
+        if t.compile:
+            self._compile_networks()
         self.schedule = build_schedule(config, self.family.grows, self.images_per_epoch)
         self.total_steps = self.schedule.total_steps
         try:
             self.sampler = BatchSampler(
                 self.dataset.images[self.indices], self.labels, self.schedule.max_batch_size,
-                t.seed, self.device, config.data.hflip,
+                t.seed, self.device, config.data.hflip, channels_last=t.channels_last,
             )  # fmt: skip
         except ValueError as err:
             raise ConfigError(str(err)) from err
@@ -186,9 +196,9 @@ class Trainer:
         self.lazy_ratios = {player: lazy_ratio(phases, player) for player in ("G", "D")}
         self.optimizers = {
             "G": make_optimizer(self.G.parameters(), config, config.optim.lr_g,
-                                self.lazy_ratios["G"]),
+                                self.lazy_ratios["G"], self.device),
             "D": make_optimizer(self.D.parameters(), config, config.optim.lr_d,
-                                self.lazy_ratios["D"]),
+                                self.lazy_ratios["D"], self.device),
         }  # fmt: skip
         self.fixed_z = latents(t.n_samples, config.model.z_dim, t.seed + 2)
         self.fixed_c = None  # conditional runs: grid rows cycle through the classes
@@ -209,9 +219,21 @@ class Trainer:
             "objective": self.objective,
             "d_input": self.d_input,
             "rollbacks": self.rollbacks,
+            "precision": self.precision,  # fp16's loss scale; nothing for fp32/bf16
         }
         if self.collapse is not None:
             self.stateful["collapse"] = self.collapse
+
+    def _compile_networks(self) -> None:
+        """train.compile: G's and D's forwards through torch.compile, in place (the saved
+        keys stay plain; G_ema, copied before, samples uncompiled)."""
+        if self.family.grows:
+            raise ConfigError(f"train.compile=true: {self.config.model.family} grows, and its "
+                              "stage changes every step during a fade-in, so torch.compile "
+                              "would recompile each step; set train.compile=false")  # fmt: skip
+        check_compile_available()
+        compile_forward(self.G)
+        compile_forward(self.D)
 
     def _monitor_reals(self) -> np.ndarray:
         """A seeded spread of training images across the whole set (and all classes)."""
@@ -266,13 +288,14 @@ class Trainer:
         """Compute the phase's loss, back-propagate it, step its player's optimizer."""
         # G's update needs gradients through D, not for D.
         with frozen(self.D if phase.player == "G" else None):
-            loss, stats = self.objective.loss(phase)
+            with self.precision.autocast():  # train.precision; penalties leave it (speed.py)
+                loss, stats = self.objective.loss(phase)
             if phase.interval > 1:
                 loss = loss * phase.interval  # lazy regularization
             optimizer = self.optimizers[phase.player]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            self.precision.scale(loss).backward()  # fp16: scaled by the GradScaler
+            self.precision.step(optimizer)
         self.objective.after_phase(phase)
         return stats
 
