@@ -418,6 +418,16 @@ def sample(
             " in [0, 1] (1 = off, 0 = the average image; 0.7 = typical, less varied)."
         ),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="torch, or onnx: the same latents through onnxruntime (CPU), from --onnx-model"
+            " or exported now to a temporary file."
+        ),
+    ] = "torch",
+    onnx_model: Annotated[
+        Path | None, typer.Option(help="With --backend onnx: a file from `ganvas export`.")
+    ] = None,
 ) -> None:
     """Draw images from a trained generator, as a grid and/or one file per image."""
     from ganvas.generate import load
@@ -427,7 +437,8 @@ def sample(
     if not 1 <= n <= 100_000 or not 1 <= n_per_class <= 100_000:
         _fail(ValueError(f"--n {n} and --n-per-class {n_per_class} must lie in 1..100000"))
     try:
-        pipeline = load(run, checkpoint=checkpoint, device=device, ema=ema)
+        pipeline = load(run, checkpoint=checkpoint, device=device, ema=ema, backend=backend,
+                        onnx_model=onnx_model)  # fmt: skip
         if resolution is not None:
             pipeline.set_resolution(resolution)
         pipeline.check_truncation(truncation)
@@ -441,6 +452,8 @@ def sample(
     except (*_user_errors(), ValueError) as err:
         _fail(err)
     what = f"step {pipeline.step}, {pipeline.weights}"
+    if pipeline.backend != "torch":
+        what += f", {pipeline.backend}"
     if truncation is not None:
         what += f", truncation {truncation:g}"
     if class_swap:
@@ -461,6 +474,29 @@ def sample(
         else:
             paths = pipeline.save_images(out_dir, n=n, seed=seed, truncation=truncation)
             console.print(f"[green]wrote[/] {len(paths)} images to {out_dir} ({what})")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory from `ganvas train`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file to write.")] = Path("g.onnx"),
+    format: Annotated[str, typer.Option(help="onnx or torchscript.")] = "onnx",
+    checkpoint: Annotated[str | None, typer.Option(help="Step number; default the newest.")] = None,
+    ema: Annotated[
+        bool, typer.Option(help="Export the moving-average generator if the run has one.")
+    ] = True,
+) -> None:
+    """Write the generator as ONNX or TorchScript: inputs z (c, truncation), dynamic batch."""
+    from ganvas.export import export_generator
+
+    try:
+        result = export_generator(run, out, format=format, checkpoint=checkpoint, ema=ema)
+    except (*_user_errors(), ValueError) as err:
+        _fail(err)
+    console.print(f"[green]wrote[/] {result.path} ({result.format}, step {result.step}, "
+                  f"{result.weights}; inputs {', '.join(result.inputs)})")  # fmt: skip
+    if result.note:
+        console.print(result.note)
 
 
 @app.command()

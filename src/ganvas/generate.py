@@ -25,7 +25,7 @@ from ganvas.checkpoint import (
     load_newest_checkpoint,
     resolve_checkpoint,
 )
-from ganvas.config import Config
+from ganvas.config import Config, ConfigError
 from ganvas.grid import image_grid, labelled_grid, to_pil
 from ganvas.inference import (
     latents,
@@ -50,6 +50,11 @@ class GeneratorPipeline:
     weights: str  # 'G_ema' or 'G'
     device: torch.device
     class_names: list[str] = field(default_factory=list)  # the run's classes, in label order
+    onnx: Any = None  # an export.OnnxGenerator: sample through onnxruntime (backend='onnx')
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.onnx is None else "onnx"
 
     @property
     def z_dim(self) -> int:
@@ -59,6 +64,9 @@ class GeneratorPipeline:
         """Growing GANs (ProGAN): sample at any finished resolution up to the reached one."""
         if not get_family(self.config.model.family).grows:
             raise ValueError(f"{self.config.model.family} does not grow; it samples at one size")
+        if self.onnx is not None:
+            raise ValueError("an exported (onnx) generator has one resolution; sample other "
+                             "stages with the torch backend")  # fmt: skip
         self.G.set_stage(resolution, 1.0)
 
     def latents(self, n: int, seed: int = 0) -> torch.Tensor:
@@ -100,6 +108,8 @@ class GeneratorPipeline:
         if self.conditional and labels is None:
             raise ValueError("this generator is class-conditional: pass labels")
         self.check_truncation(truncation)
+        if self.onnx is not None:
+            return self.onnx.generate(z, labels, batch_size, truncation)
         return run_generator(self.G, z, labels, batch_size, self.device, truncation)
 
     def sample(
@@ -304,6 +314,8 @@ def load(
     checkpoint: str | int | None = None,
     device: str | torch.device = "auto",
     ema: bool = True,
+    backend: str = "torch",
+    onnx_model: str | os.PathLike | None = None,
 ) -> GeneratorPipeline:
     """Load a run's generator for sampling, without running any code from the checkpoint.
 
@@ -312,6 +324,9 @@ def load(
         checkpoint: step number or checkpoint folder; the newest by default.
         device: where the generator runs; 'auto' is cuda when available, else cpu.
         ema: use the moving-average weights (G_ema) when the run kept them.
+        backend: 'torch', or 'onnx' to sample through onnxruntime (CPU) with the same
+            latents: from `onnx_model` (written by `ganvas export`) when given, else
+            exported now to a temporary file (docs/speed.md).
 
     Returns:
         The generator, ready to sample.
@@ -320,11 +335,39 @@ def load(
         CheckpointError: the run or the checkpoint does not exist or is incomplete.
         ConfigError: an unavailable device, or a config.yaml this ganvas cannot read.
     """
+    if backend not in ("torch", "onnx"):
+        raise ConfigError(f"backend={backend!r} is not known; choose torch or onnx")
+    if onnx_model is not None and backend != "onnx":
+        raise ConfigError("an onnx model is given but the backend is torch: pass --backend onnx")
     device = resolve_device(device)
     G, config, saved, name = load_network(run_dir, "G", checkpoint, ema)
     G = G.to(device).eval().requires_grad_(False)
-    return GeneratorPipeline(G=G, config=config, step=saved.step, weights=name, device=device,
-                             class_names=RunDir(run_dir).class_names())  # fmt: skip
+    pipeline = GeneratorPipeline(G=G, config=config, step=saved.step, weights=name,
+                                 device=device, class_names=RunDir(run_dir).class_names())  # fmt: skip
+    if backend == "onnx":
+        pipeline.onnx = _onnx_generator(run_dir, checkpoint, ema, onnx_model)
+        pipeline.onnx.check_matches(config.model.z_dim, pipeline.conditional,
+                                    pipeline.supports_truncation)  # fmt: skip
+    return pipeline
+
+
+def _onnx_generator(
+    run_dir: str | os.PathLike,
+    checkpoint: str | int | None,
+    ema: bool,
+    onnx_model: str | os.PathLike | None,
+) -> Any:
+    """An OnnxGenerator from `onnx_model`, or from an export of the run made now (into a
+    temporary folder: onnxruntime keeps the model in memory, nothing is left behind)."""
+    import tempfile
+
+    from ganvas.export import OnnxGenerator, export_generator
+
+    if onnx_model is not None:
+        return OnnxGenerator(onnx_model)
+    with tempfile.TemporaryDirectory(prefix="ganvas-onnx-") as folder:
+        exported = export_generator(run_dir, Path(folder) / "G.onnx", "onnx", checkpoint, ema)
+        return OnnxGenerator(exported.path)
 
 
 def _safe_folder_name(name: str) -> str:

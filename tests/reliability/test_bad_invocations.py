@@ -72,6 +72,17 @@ CASES = {
     "sample: no such checkpoint": ["sample", "run", "--checkpoint", "999", "--out", "s.png"],
     "sample: class of an unconditional run": ["sample", "run", "--class", "red", "--out",
                                               "s.png"],
+    "sample: unknown backend": ["sample", "run", "--backend", "tensorrt", "--out", "s.png"],
+    "sample: missing onnx model": ["sample", "run", "--backend", "onnx", "--onnx-model",
+                                   "nowhere.onnx", "--out", "s.png"],
+    "sample: onnx model without the onnx backend": ["sample", "run", "--onnx-model",
+                                                    "nowhere.onnx", "--out", "s.png"],
+    # export
+    "export: missing run": ["export", "nowhere", "--out", "g.onnx"],
+    "export: run without checkpoints": ["export", "untrained", "--out", "g.onnx"],
+    "export: unknown format": ["export", "run", "--format", "tflite", "--out", "g.onnx"],
+    "export: out is a directory": ["export", "run", "--out", "pictures"],
+    "export: out under a file": ["export", "run", "--out", "data/images.npy/g.onnx"],
     # demo
     "demo: negative steps": ["demo", "--steps", "-3", "--out", "demo-run", "--data", "emoji",
                              "--image", "demo.png", "--no-progress"],

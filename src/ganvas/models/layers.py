@@ -373,7 +373,9 @@ def fir_kernel(taps: Sequence[float] = FIR_TAPS) -> torch.Tensor:
 
 def _depthwise(kernel: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor:
     k = kernel.shape[-1]
-    return kernel.to(like.dtype).reshape(1, 1, k, k).repeat(channels, 1, 1, 1)  # [C, 1, k, k]
+    # int(): the channel count is a constant of the layer; traced as a size, ONNX export
+    # would see a kernel of unknown shape
+    return kernel.to(like.dtype).reshape(1, 1, k, k).repeat(int(channels), 1, 1, 1)  # [C,1,k,k]
 
 
 def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

@@ -230,7 +230,7 @@ class SynthesisBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         w = ws.unbind(dim=1)
         if x is None:
-            x = self.const.unsqueeze(0).expand(len(ws), -1, -1, -1)
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)  # shape, not len: traces
             x = self.conv1(x, w[0], noise_mode, generator)
         else:
             x = self.conv0(x, w[0], noise_mode, generator)
