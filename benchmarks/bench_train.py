@@ -8,6 +8,15 @@ and the ratio ganvas / plain (1.0 = no overhead). The ganvas window is timed ins
 
     python benchmarks/bench_train.py                       # dcgan-64, batch 64, synthetic data
     python benchmarks/bench_train.py --resolution 32 --batch 128 --steps 50
+
+With `--matrix`, it times the speed switches instead (docs/speed.md): for each preset in
+`--presets`, Trainer.fit with fp32 (the reference, measured in the same run), bf16, fp16,
+channels_last, torch.compile and each optimizer implementation, and prints img/s, the ratio to
+fp32, the FLOPs of one training step (torch.utils.flop_counter.FlopCounterMode, fp32) and the
+share of the device's peak they reach. The peak is measured here too: the FLOP/s of a large
+matmul (fp32 and bf16) on the same device and threads.
+
+    python benchmarks/bench_train.py --matrix --presets dcgan-32,stylegan2-ada-32 --batch 32
 """
 
 from __future__ import annotations
@@ -38,8 +47,8 @@ def synthetic_dataset(folder: Path, resolution: int, count: int = 512) -> Path:
     return folder / "data"
 
 
-def ganvas_img_per_s(cfg, run_dir: Path, warmup: int, steps: int) -> float:
-    trainer = Trainer(cfg, run_dir, new=True, progress=True)
+def ganvas_img_per_s(cfg, run_dir: Path, warmup: int, steps: int, progress: bool = True) -> float:
+    trainer = Trainer(cfg, run_dir, new=True, progress=progress)
     marks: dict[int, float] = {}
 
     def should_stop(step: int) -> bool:
@@ -89,6 +98,95 @@ def plain_img_per_s(cfg, data: np.ndarray, warmup: int, steps: int, freeze_d: bo
     return steps * batch / (time.perf_counter() - start)
 
 
+# name → the settings it changes from fp32 (precision fp32, no channels_last/compile, Adam as
+# torch makes it by default: optim.fused=auto, the reference loop on the CPU)
+SWITCHES = {
+    "fp32": {},
+    "bf16": {"train.precision": "bf16"},
+    "fp16": {"train.precision": "fp16"},
+    "channels_last": {"train.channels_last": True},
+    "compile": {"train.compile": True},
+    "adam foreach": {"optim.fused": "foreach"},
+    "adam fused": {"optim.fused": "fused"},
+    "bf16+channels_last+fused": {"train.precision": "bf16", "train.channels_last": True,
+                                 "optim.fused": "fused"},
+}  # fmt: skip
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
+    """FLOP/s of a size×size matmul on `device` (median of 5 after a warm-up)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    times = []
+    for _ in range(6):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times[1:])
+
+
+def step_flops(cfg, run_dir: Path) -> int:
+    """FLOPs of one training step (every phase, forward and backward) by FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    trainer = Trainer(cfg, run_dir, new=True, progress=False)
+    trainer.train_step()  # the first step can differ (lazy buffers); count the second
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.train_step()
+    trainer.lock.release()
+    return counter.get_total_flops()
+
+
+def switch_matrix(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    peak32, peak16 = matmul_peak(device, torch.float32), matmul_peak(device, torch.bfloat16)
+    print(f"\ndevice {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"measured peak: fp32 matmul {peak32 / 1e9:.1f} GFLOP/s, bf16 matmul "
+          f"{peak16 / 1e9:.1f} GFLOP/s (2048², median of 5)")  # fmt: skip
+    rows = []
+    for preset in args.presets.split(","):
+        overrides = {"train.batch_size": args.batch, "train.device": args.device,
+                     "train.tensorboard": False, "train.energy": False,
+                     "train.collapse_check": "off", "train.ema": False}  # fmt: skip
+        if args.resolution:
+            overrides["model.resolution"] = args.resolution
+        base = load_config(preset=preset, overrides=overrides)
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = synthetic_dataset(Path(tmp), base.model.resolution)
+            base = base.replace(**{"data.path": str(data_dir)})
+            flops = step_flops(base, Path(tmp) / "flops")
+            speeds = {}
+            for name, switch in SWITCHES.items():
+                if name not in args.switches.split(",") and args.switches != "all":
+                    continue
+                cfg = base.replace(**switch)
+                try:
+                    runs = [ganvas_img_per_s(cfg, Path(tmp) / "run", args.warmup, args.steps,
+                                             progress=False) for _ in range(args.repeats)]  # fmt: skip
+                except Exception as err:  # e.g. fp16 autocast missing on this device
+                    print(f"{preset} {name}: failed ({type(err).__name__}: {err})")
+                    continue
+                speeds[name] = statistics.median(runs)
+                img_s = speeds[name]
+                steps_s = img_s / args.batch
+                peak = peak16 if name.startswith(("bf16", "fp16")) else peak32
+                rows.append((preset, name, img_s, img_s / speeds.get("fp32", img_s), flops,
+                             flops * steps_s / peak, runs))  # fmt: skip
+                print(f"{preset:18} {name:26} {img_s:8.1f} img/s  ×{rows[-1][3]:.2f}  "
+                      f"({', '.join(f'{r:.1f}' for r in runs)})", flush=True)  # fmt: skip
+    print(
+        "\n| preset | switch | img/s | × fp32 | GFLOP/step | share of peak |\n|---|---|---|---|---|---|"
+    )
+    for preset, name, img_s, ratio, flops, share, _ in rows:
+        print(f"| {preset} | {name} | {img_s:.1f} | {ratio:.2f} | {flops / 1e9:.2f} | "
+              f"{100 * share:.1f} % |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="dcgan-64")
@@ -98,7 +196,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--csv", type=Path, default=None, help="append a result row here")
+    parser.add_argument("--matrix", action="store_true", help="time the speed switches")
+    parser.add_argument("--presets", default="dcgan-32,stylegan2-ada-32")
+    parser.add_argument("--switches", default="all", help="comma-separated names of SWITCHES")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.matrix:
+        switch_matrix(args)
+        return
 
     overrides = {"train.batch_size": args.batch, "train.device": "cpu", "train.tensorboard": False}
     if args.resolution:
