@@ -91,7 +91,7 @@ class MixedPrecision:
                                   "train.precision=fp32 or bf16")  # fmt: skip
         self.scaler = None
         if precision == "fp16":  # bf16 has fp32's range: no loss scaling needed
-            self.scaler = torch.amp.GradScaler(device.type)
+            self.scaler = _working_grad_scaler(device)
 
     def autocast(self) -> Any:
         if self.dtype is None:
@@ -116,6 +116,23 @@ class MixedPrecision:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and state.get("scaler"):  # a run saved in fp32/bf16: fresh
             self.scaler.load_state_dict(state["scaler"])
+
+
+def _working_grad_scaler(device: torch.device) -> Any:
+    """A GradScaler for `device`, tried once on a throwaway parameter (a torch whose scaler
+    lacks the device's unscale kernels fails here, not in the first step)."""
+    try:
+        probe = torch.amp.GradScaler(device.type)
+        weight = torch.ones(1, device=device, requires_grad=True)
+        optimizer = torch.optim.SGD([weight], lr=0.0)
+        probe.scale(weight.sum()).backward()
+        probe.step(optimizer)
+        probe.update()
+    except (RuntimeError, NotImplementedError, AttributeError, TypeError) as err:
+        raise ConfigError(f"train.precision=fp16 needs a loss scaler on {device.type}, which "
+                          f"this torch ({torch.__version__}) lacks ({err}); use "
+                          "train.precision=bf16") from err  # fmt: skip
+    return torch.amp.GradScaler(device.type)
 
 
 def optimizer_implementation(name: str, choice: str, device: torch.device) -> dict[str, bool]:

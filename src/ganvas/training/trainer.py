@@ -644,6 +644,8 @@ class Window:
     def add(self, stats: dict[str, torch.Tensor]) -> None:
         for key, value in stats.items():
             total, count = self.sums.get(key, (0, 0))
+            if isinstance(value, torch.Tensor):
+                value = value.float()  # a bf16/fp16 statistic is summed in fp32
             self.sums[key] = (total + value, count + 1)
 
     def seconds(self) -> float:
