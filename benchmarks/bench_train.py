@@ -11,12 +11,15 @@ and the ratio ganvas / plain (1.0 = no overhead). The ganvas window is timed ins
 
 With `--matrix`, it times the speed switches instead (docs/speed.md): for each preset in
 `--presets`, Trainer.fit with fp32 (the reference, measured in the same run), bf16, fp16,
-channels_last, torch.compile and each optimizer implementation, and prints img/s, the ratio to
-fp32, the FLOPs of one training step (torch.utils.flop_counter.FlopCounterMode, fp32) and the
-share of the device's peak they reach. The peak is measured here too: the FLOP/s of a large
-matmul (fp32 and bf16) on the same device and threads.
+channels_last, torch.compile and each optimizer implementation, and prints img/s (wall) and
+images per CPU-second of this process (the steadier figure on a shared machine), the ratio to
+fp32 (per CPU-second), the FLOPs of one training step (torch.utils.flop_counter.FlopCounterMode,
+fp32) and the share of the device's peak they reach. The peak is measured here too: the FLOPs
+of a large matmul (fp32 for fp32 rows, bf16 for bf16/fp16 rows) per CPU-second, on the same
+device and threads.
 
-    python benchmarks/bench_train.py --matrix --presets dcgan-32,stylegan2-ada-32 --batch 32
+    python benchmarks/bench_train.py --matrix --presets dcgan-32,stylegan2-ada-32 --batch 32 \
+        --warmup 3 --seconds 20 --repeats 2
 """
 
 from __future__ import annotations
@@ -59,6 +62,30 @@ def ganvas_img_per_s(cfg, run_dir: Path, warmup: int, steps: int, progress: bool
     trainer.fit(should_stop=should_stop)
     seconds = marks[warmup + steps] - marks[warmup]
     return steps * cfg.train.batch_size / seconds
+
+
+def timed_img_per_s(cfg, run_dir: Path, warmup: int, seconds: float) -> tuple[float, float]:
+    """Trainer.fit's (img per wall second, img per CPU second of this process) over the steps
+    after `warmup` that fit in about `seconds` (at least 2 steps). On a machine shared with
+    other jobs the CPU-second figure is the steadier one: it counts only this process's time
+    on the cores (all its threads), whoever else runs."""
+    trainer = Trainer(cfg, run_dir, new=True, progress=False)
+    marks: dict[str, float] = {}
+
+    def should_stop(step: int) -> bool:
+        now, cpu = time.perf_counter(), time.process_time()
+        if step == warmup:
+            marks["start"], marks["cpu_start"] = now, cpu
+        if step >= warmup + 2 and now - marks["start"] >= seconds:
+            marks.update(steps=step - warmup, end=now, cpu_end=cpu)
+            return True
+        return False
+
+    trainer.fit(should_stop=should_stop)
+    images = marks["steps"] * cfg.train.batch_size
+    return images / (marks["end"] - marks["start"]), images / (
+        marks["cpu_end"] - marks["cpu_start"]
+    )
 
 
 def plain_img_per_s(cfg, data: np.ndarray, warmup: int, steps: int, freeze_d: bool) -> float:
@@ -113,20 +140,23 @@ SWITCHES = {
 }  # fmt: skip
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
-    """FLOP/s of a size×size matmul on `device` (median of 5 after a warm-up)."""
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048) -> tuple[float, float]:
+    """(FLOP per wall second, FLOP per CPU second of this process) of a size×size matmul on
+    `device`, medians of 5 after a warm-up."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    times = []
+    walls, cpus = [], []
     for _ in range(6):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         a @ b
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times[1:])
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    flops = 2 * size**3
+    return flops / statistics.median(walls[1:]), flops / statistics.median(cpus[1:])
 
 
 def step_flops(cfg, run_dir: Path) -> int:
@@ -144,10 +174,12 @@ def step_flops(cfg, run_dir: Path) -> int:
 
 def switch_matrix(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
-    peak32, peak16 = matmul_peak(device, torch.float32), matmul_peak(device, torch.bfloat16)
+    (wall32, peak32), (wall16, peak16) = (matmul_peak(device, dtype)
+                                          for dtype in (torch.float32, torch.bfloat16))  # fmt: skip
     print(f"\ndevice {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"measured peak: fp32 matmul {peak32 / 1e9:.1f} GFLOP/s, bf16 matmul "
-          f"{peak16 / 1e9:.1f} GFLOP/s (2048², median of 5)")  # fmt: skip
+          f"measured peak (2048² matmul, median of 5): fp32 {wall32 / 1e9:.1f} GFLOP/s wall, "
+          f"{peak32 / 1e9:.1f} GFLOP per CPU-s; bf16 {wall16 / 1e9:.1f} GFLOP/s wall, "
+          f"{peak16 / 1e9:.1f} GFLOP per CPU-s")  # fmt: skip
     rows = []
     for preset in args.presets.split(","):
         overrides = {"train.batch_size": args.batch, "train.device": args.device,
@@ -166,24 +198,24 @@ def switch_matrix(args: argparse.Namespace) -> None:
                     continue
                 cfg = base.replace(**switch)
                 try:
-                    runs = [ganvas_img_per_s(cfg, Path(tmp) / "run", args.warmup, args.steps,
-                                             progress=False) for _ in range(args.repeats)]  # fmt: skip
+                    runs = [timed_img_per_s(cfg, Path(tmp) / "run", args.warmup, args.seconds)
+                            for _ in range(args.repeats)]  # fmt: skip
                 except Exception as err:  # e.g. fp16 autocast missing on this device
                     print(f"{preset} {name}: failed ({type(err).__name__}: {err})")
                     continue
-                speeds[name] = statistics.median(runs)
-                img_s = speeds[name]
-                steps_s = img_s / args.batch
+                wall = statistics.median(r[0] for r in runs)
+                speeds[name] = statistics.median(r[1] for r in runs)  # img per CPU second
+                ratio = speeds[name] / speeds.get("fp32", speeds[name])
                 peak = peak16 if name.startswith(("bf16", "fp16")) else peak32
-                rows.append((preset, name, img_s, img_s / speeds.get("fp32", img_s), flops,
-                             flops * steps_s / peak, runs))  # fmt: skip
-                print(f"{preset:18} {name:26} {img_s:8.1f} img/s  ×{rows[-1][3]:.2f}  "
-                      f"({', '.join(f'{r:.1f}' for r in runs)})", flush=True)  # fmt: skip
-    print(
-        "\n| preset | switch | img/s | × fp32 | GFLOP/step | share of peak |\n|---|---|---|---|---|---|"
-    )
-    for preset, name, img_s, ratio, flops, share, _ in rows:
-        print(f"| {preset} | {name} | {img_s:.1f} | {ratio:.2f} | {flops / 1e9:.2f} | "
+                share = flops * (speeds[name] / args.batch) / peak  # both per CPU second
+                rows.append((preset, name, wall, speeds[name], ratio, flops, share))
+                print(f"{preset:18} {name:26} {wall:7.1f} img/s wall, {speeds[name]:7.1f} img/"
+                      f"CPU-s  ×{ratio:.2f}  (runs: "
+                      f"{', '.join(f'{w:.1f}/{c:.1f}' for w, c in runs)})", flush=True)  # fmt: skip
+    print("\n| preset | switch | img/s (wall) | img per CPU-s | × fp32 (CPU-s) | GFLOP/step | "
+          "share of peak |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    for preset, name, wall, cpu, ratio, flops, share in rows:
+        print(f"| {preset} | {name} | {wall:.1f} | {cpu:.1f} | {ratio:.2f} | {flops / 1e9:.2f} | "
               f"{100 * share:.1f} % |")  # fmt: skip
 
 
@@ -200,6 +232,7 @@ def main() -> None:
     parser.add_argument("--presets", default="dcgan-32,stylegan2-ada-32")
     parser.add_argument("--switches", default="all", help="comma-separated names of SWITCHES")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seconds", type=float, default=20.0, help="--matrix: timed per run")
     args = parser.parse_args()
     if args.matrix:
         switch_matrix(args)

@@ -233,6 +233,8 @@ class OnnxGenerator:
         truncation: float | None = None,
     ) -> torch.Tensor:
         """float32 [N, C, H, W] in [-1, 1] on the CPU, for z [N, z_dim] (and labels [N])."""
+        if "c" in self.inputs and (labels is None or len(labels) != len(z)):
+            raise ValueError(f"{self.path} is class-conditional: pass one label per latent")
         outputs = []
         for start in range(0, len(z), batch_size):
             feeds = {"z": z[start : start + batch_size].float().numpy()}
