@@ -163,9 +163,20 @@ def step_flops(cfg, run_dir: Path) -> int:
     """FLOPs of one training step (every phase, forward and backward) by FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    class GlobalOnly:  # torch's per-module tracker trips on stylegan2's no_grad fakes
+        parents = {"Global"}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
     trainer = Trainer(cfg, run_dir, new=True, progress=False)
     trainer.train_step()  # the first step can differ (lazy buffers); count the second
     counter = FlopCounterMode(display=False)
+    if hasattr(counter, "mod_tracker"):
+        counter.mod_tracker = GlobalOnly()
     with counter:
         trainer.train_step()
     trainer.lock.release()
