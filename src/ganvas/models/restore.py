@@ -15,7 +15,9 @@ G: damaged image [N, C, R/f, R/f] in [-1, 1] → image [N, C, R, R] in [-1, 1], 
                 from the end (fastai's place); weight or spectral norm on every conv.
     ×factor     one more pixel-shuffle block per ×2 beyond the input's side.
     output      fastai's last cross: the input (bilinear-upsampled to R) concatenated, a
-                residual block, a 1×1 conv, and a sigmoid range into [-1, 1].
+                residual block, a 1×1 conv, and a sigmoid range into [-1, 1] added to the
+                upsampled input's logit; that conv starts at zero, so G starts as bilinear
+                upsampling (×1: the identity) and learns the difference.
 D: fastai's `gan_critic`: conv 4×4 s2, dropout p/2, a dense residual block, then `d_blocks` ×
 (dropout p, conv 4×4 s2, self-attention after the first), spectral norm and LeakyReLU 0.2
 everywhere, and a 4×4 conv to one logit per position (`logits`; forward gives their mean).
@@ -71,7 +73,7 @@ class RestoreConfig(ModelConfig):
     gan_weights: tuple[float, float] = (1.0, 50.0)  # G's (adversarial, feature loss) weights
     pixel_weight: float = 1.0  # L1 on pixels
     feature_weights: tuple[float, ...] = (5.0, 15.0, 2.0)  # L1 on EfficientNet stages 1..3
-    gram_weight: float = 10.0  # × feature weight² on their Gram matrices' L1 (fastai's 5e3 on VGG)
+    gram_weight: float = 200.0  # × feature weight² on their Gram matrices' L1 (fastai's 5e3 on VGG)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -154,6 +156,17 @@ class UnetBlock(nn.Module):
         return x if self.attention is None else self.attention(x)
 
 
+class ResBlock(nn.Module):
+    """x + two 3×3 convs (ReLU) of x: fastai's ResBlock after the last cross."""
+
+    def __init__(self, width: int, norm: str) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(conv_relu(width, width, norm), conv_relu(width, width, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.convs(x)
+
+
 def plain_encoder_depth(cfg: RestoreConfig) -> int:
     """Levels of the plain encoder: `encoder_depth`, fewer for inputs too small for them (the
     deepest map keeps at least 2×2 pixels)."""
@@ -213,10 +226,11 @@ class Generator(nn.Module):
                     conv_relu(width, width, cfg.norm)]  # fmt: skip
         self.upscale = nn.Sequential(*ups)
         cross = width + cfg.channels
-        self.cross = nn.Sequential(
-            conv_relu(cross, cross, cfg.norm), conv_relu(cross, cross, cfg.norm)
-        )
-        self.to_image = normed(nn.Conv2d(cross, cfg.channels, 1), cfg.norm)
+        self.cross = ResBlock(cross, cfg.norm)
+        to_image = nn.Conv2d(cross, cfg.channels, 1)
+        nn.init.zeros_(to_image.weight)
+        nn.init.zeros_(to_image.bias)
+        self.to_image = to_image
         self.set_encoder_trainable(not self.pretrained)
 
     def set_encoder_trainable(self, trainable: bool) -> None:
@@ -247,7 +261,10 @@ class Generator(nn.Module):
         base = image if self.factor == 1 else F.interpolate(image, size=size, mode="bilinear",
                                                             align_corners=False)  # fmt: skip
         x = self.cross(torch.cat([x, base], dim=1))
-        return torch.sigmoid(self.to_image(x)) * 2 - 1  # fastai's sigmoid range, into [-1, 1]
+        # fastai's sigmoid range into [-1, 1], on top of the input's own logit: with the last
+        # conv starting at zero, G starts as bilinear upsampling and learns what to change.
+        start = torch.logit((base.detach() + 1) / 2, eps=1e-3)
+        return torch.sigmoid(start + self.to_image(x)) * 2 - 1
 
 
 def critic_conv(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int | None = None,

@@ -21,11 +21,12 @@ holds them, and runs at any side ≥ 32 (smaller images are upsampled to 32), wh
 Inception wants 299 px and 87 MB. Frozen, in eval mode, not saved with checkpoints; its
 SHA-256 is, so a resume on other weights is refused.
 
-Adapted to this network: each stage's features are divided by their RMS on photos
-(FEATURE_RMS, measured on scikit-image's astronaut, coffee, chelsea and rocket at 64 px), and
-fastai's Gram factor g = 5e3, which on VGG puts the Gram terms at the size of the feature
-terms, becomes 10 (model.gram_weight), which does the same here: on those photos, halved and
-re-enlarged, L1 of the scaled features is ~0.3 and of their Gram matrices ~0.003.
+Adapted to this network (VGG's feature and Gram magnitudes are not EfficientNet's), from
+measurements on scikit-image's astronaut, coffee, chelsea and rocket at 64 px against
+themselves halved and re-enlarged, where the pixel L1 is 0.057: each stage's features are
+divided by FEATURE_SCALE, which makes each unweighted feature term equal that pixel L1, and
+the Gram factor 5e3 becomes 200 (model.gram_weight); there, the weighted terms come to pixel
+0.057, features 1.26 and Gram 4.26 (benchmarks/README.md has the command).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ganvas.objectives.base import Phase, TrainingParts, reals_and_fakes
 
 G_PRE, D_PRE, D_MAIN, G_MAIN = "Gpre", "Dpre", "D", "G"
 MIN_FEATURE_SIDE = 32
-FEATURE_RMS = (10.1, 9.1, 8.0, 4.0)  # EfficientNet-Lite0 stages 1..4 on photos (docstring)
+FEATURE_SCALE = (54.0, 50.0, 51.0, 31.0)  # EfficientNet-Lite0 stages 1..4 (docstring)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -71,9 +72,9 @@ class FeatureLoss(nn.Module):
             images = F.interpolate(images, size=(MIN_FEATURE_SIDE, MIN_FEATURE_SIDE),
                                    mode="bilinear", align_corners=False)  # fmt: skip
         out, x = [], images
-        for stage, rms in zip(self.network.stages[: len(self.feature_weights)], FEATURE_RMS):
+        for stage, scale in zip(self.network.stages[: len(self.feature_weights)], FEATURE_SCALE):
             x = stage(x)
-            out.append(x / rms)
+            out.append(x / scale)
         return out
 
     def forward(self, output: torch.Tensor, target: torch.Tensor):
