@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--d-steps", type=int, default=60)
     parser.add_argument("--gan-steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--eval-interval", type=int, default=25)
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()
     if args.calibrate:
@@ -89,7 +90,7 @@ def main() -> None:
                  "model.encoder_frozen_steps": args.g_steps // 4, "train.steps": steps,
                  "train.batch_size": args.batch, "optim.lr_schedule": [[gan_start, 0.2]],
                  "train.checkpoint_interval": args.g_steps, "train.keep_checkpoints": 100,
-                 "train.eval_interval": 30, "train.eval_n": 64,
+                 "train.eval_interval": args.eval_interval, "train.eval_n": 64,
                  "train.sample_interval": steps, "train.device": "cpu", "train.energy": False,
                  "train.tensorboard": False}  # fmt: skip
     config = load_config(preset="restore-x2-32to64", overrides=overrides)
