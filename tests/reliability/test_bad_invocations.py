@@ -72,6 +72,14 @@ CASES = {
     "sample: no such checkpoint": ["sample", "run", "--checkpoint", "999", "--out", "s.png"],
     "sample: class of an unconditional run": ["sample", "run", "--class", "red", "--out",
                                               "s.png"],
+    "sample: --upscale with a GAN run": ["sample", "run", "--upscale", "run", "--out", "s.png"],
+    # restore, upscale
+    "restore: missing run": ["restore", "nowhere", "pic.png", "--out", "restored"],
+    "restore: a GAN run": ["restore", "run", "pic.png", "--out", "restored"],
+    "upscale: missing restore run": ["upscale", "run", "--with", "nowhere", "--out", "u.png"],
+    "upscale: a GAN run as the restorer": ["upscale", "run", "--with", "run", "--out", "u.png"],
+    "upscale: negative count": ["upscale", "run", "--with", "run", "--n", "-1", "--out",
+                                "u.png"],
     # demo
     "demo: negative steps": ["demo", "--steps", "-3", "--out", "demo-run", "--data", "emoji",
                              "--image", "demo.png", "--no-progress"],

@@ -77,6 +77,8 @@ class Feed:
         batch = {"image": image}
         if self.family.conditional:
             batch["label"] = label
+        if self.family.takes_images:  # per-image randomness of G's inputs (crappify)
+            batch["seed"] = self.sampler.draw_seeds()
         return batch
 
     def g_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
