@@ -104,6 +104,10 @@ TINY_MODELS = {
     "projected": {"model.z_dim": 16, "model.generator_options": {"g_width": 4},
                   "model.feature_resolution": 32, "model.projection_width": 8,
                   "model.d_width": 8},
+    # Image-to-image: a plain encoder, and every NoGAN phase within a few steps.
+    "restore": {"model.encoder": "none", "model.encoder_width": 8, "model.encoder_depth": 2,
+                "model.g_width": 16, "model.d_width": 4, "model.d_blocks": 2,
+                "model.g_pretrain_steps": 1, "model.d_pretrain_steps": 1},
 }  # fmt: skip
 
 

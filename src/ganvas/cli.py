@@ -428,10 +428,19 @@ def sample(
     onnx_model: Annotated[
         Path | None, typer.Option(help="With --backend onnx: a file from `ganvas export`.")
     ] = None,
+    upscale: Annotated[
+        Path | None,
+        typer.Option(help="A restore run: enlarge the samples by its factor (`ganvas upscale`)."),
+    ] = None,
 ) -> None:
     """Draw images from a trained generator, as a grid and/or one file per image."""
     from ganvas.generate import load
 
+    if upscale is not None:
+        if class_ or class_swap:
+            _fail(ValueError("--upscale works on plain samples: leave out --class/--class-swap"))
+        _write_upscaled(upscale, run, n, seed, None, out, out_dir, nrow, device, truncation)
+        return
     if out is None and out_dir is None:
         out = Path("class_swap.png" if class_swap else "samples.png")
     if not 1 <= n <= 100_000 or not 1 <= n_per_class <= 100_000:
@@ -474,6 +483,85 @@ def sample(
         else:
             paths = pipeline.save_images(out_dir, n=n, seed=seed, truncation=truncation)
             console.print(f"[green]wrote[/] {len(paths)} images to {out_dir} ({what})")
+
+
+def _write_upscaled(restore_run, gan_run, n, seed, factor, out, out_dir, nrow, device,
+                    truncation) -> None:  # fmt: skip
+    from ganvas.restore import load_restorer, save_pictures_grid, upscale_samples
+
+    if not 1 <= n <= 100_000:
+        _fail(ValueError(f"--n {n} must lie in 1..100000"))
+    if factor is not None and factor not in (2, 4, 8, 16):
+        _fail(ValueError(f"--factor {factor} must be 2, 4, 8 or 16"))
+    if out is None and out_dir is None:
+        out = Path("upscaled.png")
+    try:
+        restorer = load_restorer(restore_run, device=device)
+        pictures = upscale_samples(restorer, gan_run, n, seed, factor, device, truncation)
+    except (*_user_errors(), ValueError) as err:
+        _fail(err)
+    side = f"{pictures.shape[2]}×{pictures.shape[1]}"
+    if out is not None:
+        save_pictures_grid(out, pictures, nrow)
+        console.print(f"[green]wrote[/] {out} ({n} samples of {gan_run} at {side})")
+    if out_dir is not None:
+        from ganvas.grid import to_pil
+        from ganvas.io import save_image_atomic
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, picture in enumerate(pictures):
+            save_image_atomic(out_dir / f"{i:06d}.png", to_pil(picture))
+        console.print(f"[green]wrote[/] {len(pictures)} images at {side} to {out_dir}")
+
+
+@app.command()
+def restore(
+    run: Annotated[Path, typer.Argument(help="A restore run (family restore).")],
+    images: Annotated[list[Path], typer.Argument(help="Pictures to restore, any size.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the restored PNGs.")],
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Step number or 'best'; default the newest.")
+    ] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
+) -> None:
+    """Clean damaged or old pictures (and enlarge them by the run's factor); big ones are
+    restored in overlapping tiles. Pictures that cannot be read are listed, not fatal."""
+    from ganvas.restore import load_restorer, restore_files
+
+    try:
+        restorer = load_restorer(run, checkpoint=checkpoint, device=device)
+        missing = [str(p) for p in images if not p.exists()]
+        if len(missing) == len(images):
+            raise FileNotFoundError(f"none of the pictures exist: {', '.join(missing)}")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file; name a folder for the restored pictures")
+    except (*_user_errors(), ValueError, FileNotFoundError) as err:
+        _fail(err)
+    report = restore_files(restorer, list(images), out)
+    for path, why in report.failed:
+        console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
+    console.print(f"[green]wrote[/] {len(report.written)} pictures to {out} (×{restorer.factor}, "
+                  f"step {restorer.step})")  # fmt: skip
+    if not report.written:
+        raise typer.Exit(1)
+
+
+@app.command()
+def upscale(
+    gan_run: Annotated[Path, typer.Argument(help="The GAN run whose samples are enlarged.")],
+    with_: Annotated[Path, typer.Option("--with", help="A restore run trained on the same data.")],
+    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 64,
+    seed: Annotated[int, typer.Option(help="Same seed, same samples (as `ganvas sample`).")] = 0,
+    factor: Annotated[
+        int | None, typer.Option(help="×2, ×4, ...: a power of the restorer's factor.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="One grid PNG.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="One PNG per sample here.")] = None,
+    nrow: Annotated[int | None, typer.Option(help="Images per grid row.")] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "auto",
+) -> None:
+    """Samples of a GAN run, made larger and sharper by a restorer."""
+    _write_upscaled(with_, gan_run, n, seed, factor, out, out_dir, nrow, device, None)
 
 
 @app.command()

@@ -170,7 +170,9 @@ class TrainConfig:
     init_from: str = ""  # start from the weights of this run's newest checkpoint (fine-tuning)
     freeze_d: int = 0  # FreezeD: D's input layer and first N blocks do not learn (fine-tuning)
     eval_interval: int = 0  # steps between FID/KID evaluations (0 = off); the best is kept
-    eval_metric: Literal["fid", "kid", "fd_dinov2"] = "fid"  # fd_dinov2: ganvas[dinov2]
+    # fd_dinov2: ganvas[dinov2]; psnr, ssim, perceptual: image families (restore), on held-out
+    # images (ganvas[restore]); psnr and ssim count higher as better, the others lower.
+    eval_metric: Literal["fid", "kid", "fd_dinov2", "psnr", "ssim", "perceptual"] = "fid"
     eval_n: int = 1000  # generated images per evaluation
     eval_split: Literal["train", "val", "all"] = "train"
     eval_weights: str = ""  # Inception weights file; default GANVAS_INCEPTION_WEIGHTS / cache

@@ -126,6 +126,10 @@ def export_generator(
 
     G, config, saved, weights = load_network(run_dir, "G", checkpoint, ema)
     family = get_family(config.model.family)
+    if getattr(family, "takes_images", False):
+        raise ExportError(f"{run_dir} is a {config.model.family} run: its generator takes "
+                          "images, not latents, and `ganvas export` writes latent generators "
+                          "only; use `ganvas restore` / `ganvas upscale` with the run")  # fmt: skip
     model = ExportableGenerator(prepare_for_export(G), family.conditional)
     inputs = model.example_inputs(config.model.z_dim, config.model.num_classes)
     note = ""

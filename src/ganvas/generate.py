@@ -333,7 +333,8 @@ def load(
 
     Raises:
         CheckpointError: the run or the checkpoint does not exist or is incomplete.
-        ConfigError: an unavailable device, or a config.yaml this ganvas cannot read.
+        ConfigError: an unavailable device, a config.yaml this ganvas cannot read, or a run of
+            an image family (restore: see `ganvas.restore`).
     """
     if backend not in ("torch", "onnx"):
         raise ConfigError(f"backend={backend!r} is not known; choose torch or onnx")
@@ -341,6 +342,12 @@ def load(
         raise ConfigError("an onnx model is given but the backend is torch: pass --backend onnx")
     device = resolve_device(device)
     G, config, saved, name = load_network(run_dir, "G", checkpoint, ema)
+    if get_family(config.model.family).takes_images:
+        raise ConfigError(
+            f"{run_dir} is a {config.model.family} run: its generator takes images, not latent "
+            f"vectors; use `ganvas restore {run_dir} IMAGES... --out DIR`, `ganvas upscale --with "
+            f"{run_dir} GAN_RUN` or ganvas.restore.load_restorer"
+        )
     G = G.to(device).eval().requires_grad_(False)
     pipeline = GeneratorPipeline(G=G, config=config, step=saved.step, weights=name,
                                  device=device, class_names=RunDir(run_dir).class_names())  # fmt: skip

@@ -6,8 +6,25 @@ from ganvas.inference import run_generator
 from ganvas.models.registry import build_models, get_family, list_families, register_family
 from tests.conftest import TINY_MODELS
 
+LATENT_FAMILIES = [f for f in list_families() if not get_family(f).takes_images]
+IMAGE_FAMILIES = [f for f in list_families() if get_family(f).takes_images]
 
-@pytest.mark.parametrize("family", list_families())
+
+@pytest.mark.parametrize("family", IMAGE_FAMILIES)
+def test_every_image_family_maps_images_to_images_and_images_to_logits(family):
+    overrides = {"model.family": family, "model.resolution": 16, "model.channels": 3,
+                 **TINY_MODELS[family]}  # fmt: skip
+    torch.manual_seed(0)
+    cfg = load_config(overrides=overrides).model
+    G, D = build_models(cfg)
+    side = 16 // getattr(cfg, "factor", 1)
+    img = G(torch.rand(4, 3, side, side) * 2 - 1)
+    assert img.shape == (4, 3, 16, 16) and img.min() >= -1 and img.max() <= 1
+    logits = D(img, None)
+    assert logits.shape == (4,) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("family", LATENT_FAMILIES)
 def test_every_family_maps_noise_to_images_and_images_to_logits(family):
     overrides = {"model.family": family, "model.resolution": 16, "model.channels": 3,
                  **TINY_MODELS[family]}  # fmt: skip

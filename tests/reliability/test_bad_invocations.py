@@ -77,12 +77,20 @@ CASES = {
                                    "nowhere.onnx", "--out", "s.png"],
     "sample: onnx model without the onnx backend": ["sample", "run", "--onnx-model",
                                                     "nowhere.onnx", "--out", "s.png"],
+    "sample: --upscale with a GAN run": ["sample", "run", "--upscale", "run", "--out", "s.png"],
     # export
     "export: missing run": ["export", "nowhere", "--out", "g.onnx"],
     "export: run without checkpoints": ["export", "untrained", "--out", "g.onnx"],
     "export: unknown format": ["export", "run", "--format", "tflite", "--out", "g.onnx"],
     "export: out is a directory": ["export", "run", "--out", "pictures"],
     "export: out under a file": ["export", "run", "--out", "data/images.npy/g.onnx"],
+    # restore, upscale
+    "restore: missing run": ["restore", "nowhere", "pic.png", "--out", "restored"],
+    "restore: a GAN run": ["restore", "run", "pic.png", "--out", "restored"],
+    "upscale: missing restore run": ["upscale", "run", "--with", "nowhere", "--out", "u.png"],
+    "upscale: a GAN run as the restorer": ["upscale", "run", "--with", "run", "--out", "u.png"],
+    "upscale: negative count": ["upscale", "run", "--with", "run", "--n", "-1", "--out",
+                                "u.png"],
     # demo
     "demo: negative steps": ["demo", "--steps", "-3", "--out", "demo-run", "--data", "emoji",
                              "--image", "demo.png", "--no-progress"],

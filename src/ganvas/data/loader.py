@@ -45,6 +45,7 @@ class BatchSampler:
         self.epoch = 0
         self.position = 0
         self._order = self._permutation(0)
+        self._last_draw: tuple[int, torch.Tensor] = (0, torch.zeros(0, dtype=torch.long))
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -64,6 +65,7 @@ class BatchSampler:
             self._order = self._permutation(self.epoch)
         index = self._order[self.position : self.position + batch_size]
         batch = self.images[index]  # [B, H, W, C] uint8
+        self._last_draw = (self.epoch, index)
         if self.hflip:
             flip_seed = (self.seed * 1_000_003 + self.epoch) * 1_000_003 + self.position
             g = torch.Generator().manual_seed(flip_seed % 2**63)
@@ -75,6 +77,13 @@ class BatchSampler:
         labels = None if self.labels is None else self.labels[index]
         return img, labels
 
+    def draw_seeds(self) -> torch.Tensor:
+        """One seed per image of the last batch, from (seed, epoch, image): int64 [B] on the
+        CPU. Per-image randomness drawn from these (crappify) is the same on every run, batch
+        size and resume."""
+        epoch, index = self._last_draw
+        return torch.tensor([draw_seed(self.seed, int(i), epoch) for i in index.tolist()])
+
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
 
@@ -83,6 +92,12 @@ class BatchSampler:
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])
         self._order = self._permutation(self.epoch)
+
+
+def draw_seed(seed: int, index: int, epoch: int) -> int:
+    """The seed of image `index` drawn in epoch `epoch` of a run seeded `seed` (epoch -1: a
+    fixed draw outside training, e.g. evaluation)."""
+    return ((seed * 1_000_003 + epoch + 1) * 1_000_003 + index) % 2**63
 
 
 def uint8_to_float(images: np.ndarray) -> torch.Tensor:

@@ -9,6 +9,8 @@ The contract every family keeps:
     D = Discriminator(cfg);  D(img, c | None) → logits [N]
         or, for families with an auxiliary classifier, (logits [N], class_logits [N, K])
 Unconditional families accept and ignore c; conditional ones (Family.conditional) need it.
+Image-to-image families (`Family.input_kind == "image"`, restore) take G(image [N, C, r, r])
+instead of latents; their runs are used through `ganvas.restore`, not `ganvas.load`.
 Some G output layers are linear (ProGAN, StyleGAN2, R3GAN), trained toward [-1, 1]: the
 samplers clamp (`ganvas.inference.run_generator`). Growing families (ProGAN, `Family.grows`)
 also have `set_stage(resolution, alpha)` on G and D. A G with `supports_truncation = True`
@@ -94,6 +96,17 @@ class Family:
     make_inputs: Callable[[Batch, ModelConfig, torch.Generator], dict] | None = None
     parameter_count: Callable[[ModelConfig, int], tuple[int, int]] | None = None
     default_augment: str = "none"  # what train.augment 'auto' means: none, diffaugment, ada
+    # 'latent': G(z, c) draws images from noise. 'image': G(image) maps images to images
+    # (restoration); its batches carry a 'seed' per image, and the two hooks below replace
+    # the fixed-noise grids and FID: sample_sheet(config, dataset, n) gives a function of G
+    # that draws the sample sheet, validate(G, config, dataset, split, n) the eval scores.
+    input_kind: str = "latent"
+    sample_sheet: Callable[..., Callable[[nn.Module], torch.Tensor]] | None = None
+    validate: Callable[..., dict[str, float]] | None = None
+
+    @property
+    def takes_images(self) -> bool:
+        return self.input_kind == "image"
 
     def g_inputs(self, batch: Batch, config: ModelConfig, generator: torch.Generator) -> dict:
         """G's keyword inputs for the fakes of one step: G(**inputs)."""
@@ -117,6 +130,10 @@ def register_family(family: Family) -> Family:
         raise ValueError(f"GAN family {family.name!r} is registered twice")
     if not issubclass(family.config, ModelConfig):
         raise TypeError(f"{family.name}: config must derive from ModelConfig")
+    if family.input_kind not in ("latent", "image"):
+        raise ValueError(f"{family.name}: input_kind must be 'latent' or 'image'")
+    if family.input_kind == "image" and (family.sample_sheet is None or family.validate is None):
+        raise ValueError(f"{family.name}: an image family needs sample_sheet and validate")
     _FAMILIES[family.name] = family
     return family
 
@@ -169,6 +186,7 @@ BUILTIN_FAMILY_MODULES = (
     "stylegan2",
     "fastgan",
     "projected",
+    "restore",
 )
 
 

@@ -77,6 +77,8 @@ class Feed:
         batch = {"image": image}
         if self.family.conditional:
             batch["label"] = label
+        if self.family.takes_images:  # per-image randomness of G's inputs (crappify)
+            batch["seed"] = self.sampler.draw_seeds()
         return batch
 
     def g_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
@@ -140,3 +142,93 @@ def reals_and_fakes(
 def judge(parts: TrainingParts, images: torch.Tensor, labels: torch.Tensor | None) -> Any:
     """D's output on `images` as D sees them (through the D-input pipeline)."""
     return parts.D(parts.d_input(images), labels)
+
+
+@dataclass
+class DBatch:
+    """One D phase's images: the real batch, the fakes made for it, and where the phase falls
+    in the step (`first` feeds lazy penalties, `last` keeps G's graph for the G phase)."""
+
+    batch: Batch
+    fake: torch.Tensor  # with G's graph only when `last`
+    fake_c: torch.Tensor | None
+    first: bool
+    last: bool
+
+    @property
+    def real(self) -> torch.Tensor:
+        return self.batch["image"]
+
+    @property
+    def real_c(self) -> torch.Tensor | None:
+        return self.batch.get("label")
+
+
+class DiscriminatorsThenGenerator:
+    """The bookkeeping of objectives whose step is `train.d_steps` D phases, a lazy 'Dreg'
+    phase every `reg_interval` steps (when > 1), then one G phase on the last D phase's fakes
+    (G runs once per step, as in the DCGAN reference).
+
+    A subclass writes `discriminator_loss` (drawing its images with `next_d_batch`),
+    `generator_loss`, and `lazy_regularization` if it has a Dreg phase; per-step values go in
+    `begin_step`, state that outlives a step in `state_dict`."""
+
+    def __init__(self, parts: TrainingParts, reg_interval: int = 0) -> None:
+        self.parts, self.train_config = parts, parts.config.train
+        self.d_main, self.g_main = Phase("D", "D"), Phase("G", "G")
+        self.d_reg = Phase("Dreg", "D", reg_interval) if reg_interval > 1 else None
+        self.step = 0
+        self._d_steps = self._d_done = 0  # D updates due this step, and done so far
+
+    # --- The loop's interface ----------------------------------------------------------------
+
+    def phases(self) -> list[Phase]:
+        return [p for p in (self.d_main, self.d_reg, self.g_main) if p is not None]
+
+    def phases_due(self, step: int) -> list[Phase]:
+        self.step = step
+        self.begin_step(step)
+        due = discriminator_then_generator(step, self.train_config, self.d_main, self.d_reg,
+                                           self.g_main)  # fmt: skip
+        self._d_steps, self._d_done = due.count(self.d_main), 0
+        return due
+
+    def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if phase == self.d_main:
+            return self.discriminator_loss()
+        if phase == self.d_reg:
+            return self.lazy_regularization()
+        if phase == self.g_main:
+            return self.generator_loss()
+        raise ValueError(f"{type(self).__name__} has no phase {phase.name!r}")
+
+    def after_phase(self, phase: Phase) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # nothing outlives a step
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # --- For subclasses ------------------------------------------------------------------------
+
+    def begin_step(self, step: int) -> None:
+        """Called before the step's phases are chosen (e.g. a value scheduled by the step)."""
+
+    def next_d_batch(self) -> DBatch:
+        """The next D phase's reals and fakes; the last D phase of a step keeps G's graph."""
+        first = self._d_done == 0
+        self._d_done += 1
+        last = self._d_done == self._d_steps
+        batch, fake, fake_c = reals_and_fakes(self.parts, keep_graph=last)
+        return DBatch(batch, fake, fake_c, first, last)
+
+    def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def lazy_regularization(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError

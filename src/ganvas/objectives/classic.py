@@ -28,59 +28,30 @@ from ganvas.losses import (
     orthogonal_regularization,
     zero_centred_penalty,
 )
-from ganvas.objectives.base import (
-    Phase,
-    TrainingParts,
-    discriminator_then_generator,
-    judge,
-    reals_and_fakes,
-)
+from ganvas.objectives.base import DiscriminatorsThenGenerator, Phase, TrainingParts, judge
 from ganvas.objectives.tricks import ReplayBuffer, d_targets
 
-D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
 
-
-class ClassicObjective:
+class ClassicObjective(DiscriminatorsThenGenerator):
     def __init__(self, parts: TrainingParts) -> None:
-        self.parts = parts
-        self.loss_config, self.train_config = parts.config.loss, parts.config.train
-        lc = self.loss_config
+        lc = parts.config.loss
+        lazy = lc.r_interval > 1 and (lc.r1_weight > 0 or lc.r2_weight > 0)
+        super().__init__(parts, reg_interval=lc.r_interval if lazy else 0)
+        self.loss_config = lc
         self.adversarial = build_loss(lc.name)
         self.smoothing = (
             lc.real_label != (1.0, 1.0) or lc.fake_label != (0.0, 0.0) or lc.flip_prob > 0
         )
         capacity = self.train_config.replay_size
         self.replay = ReplayBuffer(capacity) if capacity else None
-        lazy = lc.r_interval > 1 and (lc.r1_weight > 0 or lc.r2_weight > 0)
-        self.d_main, self.g_main = Phase(D_MAIN, "D"), Phase(G_MAIN, "G")
-        self.d_reg = Phase(D_REG, "D", lc.r_interval) if lazy else None
-        self.step = 0
-        self._d_steps = self._d_done = 0  # D updates due this step, and done so far
         self._first: dict[str, Any] = {}  # the step's first D batch: the lazy penalties' inputs
         self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # for the G phase
         self._last_fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # for replay
 
     # --- The loop's interface ----------------------------------------------------------------
 
-    def phases(self) -> list[Phase]:
-        return [p for p in (self.d_main, self.d_reg, self.g_main) if p is not None]
-
-    def phases_due(self, step: int) -> list[Phase]:
-        self.step = step
-        due = discriminator_then_generator(step, self.train_config, self.d_main, self.d_reg,
-                                           self.g_main)  # fmt: skip
-        self._d_steps, self._d_done = due.count(self.d_main), 0
-        return due
-
-    def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if phase.name == D_MAIN:
-            return self._discriminator_loss()
-        if phase.name == D_REG:
-            return self._lazy_penalties()
-        return self._generator_loss()
-
     def after_phase(self, phase: Phase) -> None:
-        if phase.name != D_MAIN:
+        if phase != self.d_main:
             return
         if self.loss_config.clip:
             clip_weights(self.parts.D, self.loss_config.clip)
@@ -97,14 +68,10 @@ class ClassicObjective:
 
     # --- The phases ----------------------------------------------------------------------------
 
-    def _discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p, lc = self.parts, self.loss_config
-        first = self._d_done == 0
-        self._d_done += 1
-        keep_graph = self._d_done == self._d_steps  # the last D update's fakes serve G's phase
-        batch, fake, fake_c = reals_and_fakes(p, keep_graph)
-        real, real_c = batch["image"], batch.get("label")
-        if keep_graph:
+    def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        p, lc, d = self.parts, self.loss_config, self.next_d_batch()
+        real, real_c, fake, fake_c, first = d.real, d.real_c, d.fake, d.fake_c, d.first
+        if d.last:
             self._fakes = (fake, fake_c)
         self._last_fakes = (fake.detach(), fake_c)
         if first:
@@ -144,10 +111,10 @@ class ClassicObjective:
         stats["loss_d"] = loss.detach()
         return loss, stats
 
-    def _lazy_penalties(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def lazy_regularization(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self._zero_centred_penalties()
 
-    def _generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         p, lc = self.parts, self.loss_config
         fake, fake_c = self._fakes
         self._fakes = None

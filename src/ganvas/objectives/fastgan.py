@@ -21,20 +21,11 @@ the family's own objective.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from ganvas.objectives.base import (
-    Phase,
-    TrainingParts,
-    discriminator_then_generator,
-    judge,
-    reals_and_fakes,
-)
+from ganvas.objectives.base import DiscriminatorsThenGenerator, TrainingParts, judge
 
-D_MAIN, G_MAIN = "D", "G"
 MARGIN_LOW, MARGIN_HIGH = 0.8, 1.0  # the hinge's random margin, per logit
 
 
@@ -63,50 +54,18 @@ def reconstruction_loss(
     return sum(terms.values()), {f"rec_{name}": t.detach() for name, t in terms.items()}
 
 
-class FastGANObjective:
+class FastGANObjective(DiscriminatorsThenGenerator):
     def __init__(self, parts: TrainingParts) -> None:
-        self.parts = parts
+        super().__init__(parts)
         self.rec_weight = float(parts.config.model.rec_weight)
-        self.train_config = parts.config.train
-        self.d_main, self.g_main = Phase(D_MAIN, "D"), Phase(G_MAIN, "G")
-        self._d_steps = self._d_done = 0  # D updates due this step, and done so far
         self._fake: torch.Tensor | None = None  # the last D phase's fakes, for G's phase
 
-    # --- The loop's interface ----------------------------------------------------------------
-
-    def phases(self) -> list[Phase]:
-        return [self.d_main, self.g_main]
-
-    def phases_due(self, step: int) -> list[Phase]:
-        due = discriminator_then_generator(step, self.train_config, self.d_main, None,
-                                           self.g_main)  # fmt: skip
-        self._d_steps, self._d_done = due.count(self.d_main), 0
-        return due
-
-    def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if phase.name == D_MAIN:
-            return self._discriminator_loss()
-        return self._generator_loss()
-
-    def after_phase(self, phase: Phase) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # nothing outlives a step
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    # --- The phases ----------------------------------------------------------------------------
-
-    def _discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p = self.parts
-        self._d_done += 1
-        keep_graph = self._d_done == self._d_steps  # the last D update's fakes serve G's phase
-        batch, fake, _ = reals_and_fakes(p, keep_graph)
-        if keep_graph:
+    def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        p, d = self.parts, self.next_d_batch()
+        fake = d.fake
+        if d.last:
             self._fake = fake
-        real = p.d_input(batch["image"])  # the decoders' targets: the reals as D saw them
+        real = p.d_input(d.real)  # the decoders' targets: the reals as D saw them
         part = int(torch.randint(4, (1,), generator=p.generator, device=real.device))
         real_logits, reconstructions = p.D(real, None, part=part)  # [N, L], {name: (rec, x)}
         fake_logits = p.D(p.d_input(fake.detach()), None, maps=True)  # [N, L]
@@ -125,7 +84,7 @@ class FastGANObjective:
             "score_fake": fake_logits.detach().mean(),
         }
 
-    def _generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, self._fake = self._fake, None
         loss = -judge(self.parts, fake, None).mean()  # each image's mean logit, averaged
         return loss, {"loss_g": loss.detach()}

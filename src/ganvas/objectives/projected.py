@@ -13,19 +13,10 @@ norm keep D smooth). The loss.* settings do not apply: this is the family's own 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from ganvas.objectives.base import (
-    Phase,
-    TrainingParts,
-    discriminator_then_generator,
-    reals_and_fakes,
-)
-
-D_MAIN, G_MAIN = "D", "G"
+from ganvas.objectives.base import DiscriminatorsThenGenerator, TrainingParts
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -38,51 +29,23 @@ def all_logits(parts: TrainingParts, images: torch.Tensor, labels: torch.Tensor 
     return parts.D.logits(parts.d_input(images), labels)
 
 
-class ProjectedObjective:
+class ProjectedObjective(DiscriminatorsThenGenerator):
     def __init__(self, parts: TrainingParts) -> None:
-        self.parts = parts
-        self.train_config = parts.config.train
-        self.d_main, self.g_main = Phase(D_MAIN, "D"), Phase(G_MAIN, "G")
-        self._d_steps = self._d_done = 0
-        self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        super().__init__(parts)
+        self._fakes: tuple[torch.Tensor, torch.Tensor | None] | None = None  # for G's phase
 
-    def phases(self) -> list[Phase]:
-        return [self.d_main, self.g_main]
-
-    def phases_due(self, step: int) -> list[Phase]:
-        due = discriminator_then_generator(step, self.train_config, self.d_main, None, self.g_main)
-        self._d_steps, self._d_done = due.count(self.d_main), 0
-        return due
-
-    def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if phase.name == D_MAIN:
-            return self._discriminator_loss()
-        return self._generator_loss()
-
-    def after_phase(self, phase: Phase) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # nothing outlives a step
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def _discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p = self.parts
-        self._d_done += 1
-        keep_graph = self._d_done == self._d_steps  # the last D update's fakes serve G's phase
-        batch, fake, fake_c = reals_and_fakes(p, keep_graph)
-        if keep_graph:
-            self._fakes = (fake, fake_c)
-        real_logits = all_logits(p, batch["image"], batch.get("label"))
-        fake_logits = all_logits(p, fake.detach(), fake_c)
+    def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        p, d = self.parts, self.next_d_batch()
+        if d.last:
+            self._fakes = (d.fake, d.fake_c)
+        real_logits = all_logits(p, d.real, d.real_c)
+        fake_logits = all_logits(p, d.fake.detach(), d.fake_c)
         p.d_input.observe_real_logits(real_logits.detach().mean(1))
         loss = hinge_d_loss(real_logits, fake_logits)
         return loss, {"loss_d": loss.detach(), "score_real": real_logits.detach().mean(),
                       "score_fake": fake_logits.detach().mean()}  # fmt: skip
 
-    def _generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         fake, fake_c = self._fakes
         self._fakes = None
         loss = -all_logits(self.parts, fake, fake_c).mean()

@@ -20,22 +20,13 @@ images before it, as in the paper's code.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ganvas.objectives.base import (
-    Phase,
-    TrainingParts,
-    discriminator_then_generator,
-    judge,
-    reals_and_fakes,
-)
+from ganvas.objectives.base import DiscriminatorsThenGenerator, TrainingParts, judge
 from ganvas.training.schedules import FixedSchedule
 from ganvas.training.speed import double_backward
-
-D_MAIN, D_REG, G_MAIN = "D", "Dreg", "G"
 
 
 def relativistic_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -69,61 +60,27 @@ def judge_with_penalty(
         return logits, grad.square().flatten(1).sum(1).mean()
 
 
-class R3GANObjective:
+class R3GANObjective(DiscriminatorsThenGenerator):
     def __init__(self, parts: TrainingParts) -> None:
-        self.parts = parts
-        self.model_config, self.train_config = parts.config.model, parts.config.train
-        m = self.model_config
+        m = parts.config.model
+        super().__init__(parts, reg_interval=m.r_interval)
+        self.model_config = m
         # The step count the trainer runs (train.epochs turned into steps, when set).
         self.total_steps = FixedSchedule(parts.config, len(parts.feed.sampler.images)).total_steps
-        self.d_main, self.g_main = Phase(D_MAIN, "D"), Phase(G_MAIN, "G")
-        self.d_reg = Phase(D_REG, "D", m.r_interval) if m.r_interval > 1 else None
-        self.gamma = m.gamma_start
-        self._d_steps = self._d_done = 0  # D updates due this step, and done so far
+        self.gamma = m.gamma_start  # γ is a function of the step: no state outlives a step
         self._first: tuple[torch.Tensor, ...] = ()  # the step's first D batch (lazy penalties)
         self._pair: tuple[torch.Tensor, ...] = ()  # the last D batch, for G's phase
 
-    # --- The loop's interface ----------------------------------------------------------------
-
-    def phases(self) -> list[Phase]:
-        return [p for p in (self.d_main, self.d_reg, self.g_main) if p is not None]
-
-    def phases_due(self, step: int) -> list[Phase]:
+    def begin_step(self, step: int) -> None:
         m = self.model_config
         self.gamma = gamma_at(step, self.total_steps, m.gamma_start, m.gamma_end)
-        due = discriminator_then_generator(step, self.train_config, self.d_main, self.d_reg,
-                                           self.g_main)  # fmt: skip
-        self._d_steps, self._d_done = due.count(self.d_main), 0
-        return due
 
-    def loss(self, phase: Phase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if phase.name == D_MAIN:
-            return self._discriminator_loss()
-        if phase.name == D_REG:
-            return self._penalties(*self._first)
-        return self._generator_loss()
-
-    def after_phase(self, phase: Phase) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}  # γ is a function of the step; nothing else outlives a step
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    # --- The phases ----------------------------------------------------------------------------
-
-    def _discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p = self.parts
-        first = self._d_done == 0
-        self._d_done += 1
-        keep_graph = self._d_done == self._d_steps  # the last D update's fakes serve G's phase
-        batch, fake, fake_c = reals_and_fakes(p, keep_graph)
-        real, real_c = batch["image"], batch.get("label")
-        if keep_graph:
+    def discriminator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        p, d = self.parts, self.next_d_batch()
+        real, real_c, fake, fake_c = d.real, d.real_c, d.fake, d.fake_c
+        if d.last:
             self._pair = (real, real_c, fake, fake_c)
-        if first:
+        if d.first:
             self._first = (real, real_c, fake.detach(), fake_c)
         penalise = self.d_reg is None and self.gamma > 0
         if penalise:
@@ -141,6 +98,9 @@ class R3GANObjective:
         stats["loss_d"] = loss.detach()
         return loss, stats
 
+    def lazy_regularization(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self._penalties(*self._first)
+
     def _penalties(
         self,
         real: torch.Tensor,
@@ -154,7 +114,7 @@ class R3GANObjective:
         loss = 0.5 * self.gamma * (r1 + r2)
         return loss, {"r1": r1.detach(), "r2": r2.detach(), "gamma": torch.tensor(self.gamma)}
 
-    def _generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def generator_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         p = self.parts
         real, real_c, fake, fake_c = self._pair
         self._pair = ()

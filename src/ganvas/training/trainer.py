@@ -70,6 +70,9 @@ from ganvas.training.speed import (
 from ganvas.training.state import RandomState, Rollbacks, collect_state, restore_state
 
 MONITOR_REALS = 256  # real images the collapse monitor compares the samples with
+LATENT_METRICS = ("fid", "kid", "fd_dinov2")  # eval metrics of generated images
+IMAGE_METRICS = ("psnr", "ssim", "perceptual")  # of image families' outputs (Family.validate)
+HIGHER_IS_BETTER = ("psnr", "ssim")  # for the others, lower is better
 
 
 class TrainingDiverged(RuntimeError):
@@ -127,7 +130,7 @@ class Trainer:
             self.log(self.lock.took_over)
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
         self.step = 0
-        self.best_metric: float | None = None  # lowest eval_metric so far
+        self.best_metric: float | None = None  # best eval_metric so far (psnr/ssim: highest)
         self.last_eval: tuple[int, float] | None = None  # (step, value) of the newest eval
         self.elapsed = 0.0
         t = config.train
@@ -204,9 +207,12 @@ class Trainer:
         self.fixed_c = None  # conditional runs: grid rows cycle through the classes
         if self.family.conditional:
             self.fixed_c = torch.arange(t.n_samples) % config.model.num_classes
+        self.sample_sheet = None  # image families: fixed held-out inputs, e.g. damaged | G | clean
+        if self.family.takes_images:
+            self.sample_sheet = self.family.sample_sheet(config, self.dataset, t.n_samples)
         self.rollbacks = Rollbacks()
         self.collapse = None
-        if t.collapse_check != "off":
+        if t.collapse_check != "off" and not self.family.takes_images:
             from ganvas.metrics.diversity import CollapseMonitor
 
             self.collapse = CollapseMonitor(reals=self._monitor_reals())
@@ -244,7 +250,12 @@ class Trainer:
 
     def _check_eval_weights(self) -> None:
         t = self.config.train
-        if not t.eval_interval:
+        image_metric = t.eval_metric in IMAGE_METRICS
+        if t.eval_interval and image_metric != self.family.takes_images:
+            wanted = ", ".join(IMAGE_METRICS if self.family.takes_images else LATENT_METRICS)
+            raise ConfigError(f"train.eval_metric={t.eval_metric} does not apply to the "
+                              f"{self.family.name} family; choose {wanted}")  # fmt: skip
+        if not t.eval_interval or image_metric:
             return
         from ganvas.metrics import MetricsError, resolve_dinov2_onnx, resolve_inception_weights
 
@@ -521,16 +532,31 @@ class Trainer:
             c = torch.arange(n) % self.config.model.num_classes if self.family.conditional else None
             return to_uint8(run_generator(pick_generator(self.G, self.G_ema), z, c))
 
+        if self.family.takes_images:
+            G = pick_generator(self.G, self.G_ema)
+            scores = self.family.validate(G, self.config, self.dataset, t.eval_split, t.eval_n)
+            return self._record_eval(t.eval_metric, scores, last_saved, extra=scores)
         key = {"fid": "fid", "kid": "kid_mean", "fd_dinov2": "fd_dinov2"}[t.eval_metric]
         scores = evaluate(generate, self.dataset, metrics=(t.eval_metric,), n=t.eval_n,
                           split=t.eval_split, weights=t.eval_weights or None,
                           device=str(self.device), verbose=False,
                           generator_info={"weights": "G_ema" if self.G_ema is not None else "G",
                                           "step": self.step})  # fmt: skip
+        return self._record_eval(key, scores, last_saved, {"protocol": scores["protocol"]})
+
+    def _record_eval(self, key: str, scores: dict[str, Any], last_saved: int,
+                     extra: dict[str, Any]) -> int:  # fmt: skip
+        """Log the score `key` (and `extra`); a new best is checkpointed and marked."""
         value = float(scores[key])
         self.last_eval = (self.step, value)
-        record = {"step": self.step, "event": "eval", key: value, "protocol": scores["protocol"]}
-        if self.best_metric is None or value < self.best_metric:
+        record = {"step": self.step, "event": "eval", **extra, key: value}
+        if self.best_metric is None:
+            better = True
+        elif key in HIGHER_IS_BETTER:
+            better = value > self.best_metric
+        else:
+            better = value < self.best_metric
+        if better:
             self.best_metric = value
             if last_saved != self.step:
                 self.save_checkpoint()
@@ -545,7 +571,10 @@ class Trainer:
     # --- Outputs ----------------------------------------------------------------------------
 
     def sample_fixed(self) -> torch.Tensor:
-        """Images [N, C, H, W] in [-1, 1] from the fixed noise, by G_ema if kept (eval mode)."""
+        """Images [N, C, H, W] in [-1, 1] from the fixed noise, by G_ema if kept (eval mode);
+        for image families their sample sheet (fixed held-out inputs)."""
+        if self.sample_sheet is not None:
+            return self.sample_sheet(pick_generator(self.G, self.G_ema))
         return run_generator(pick_generator(self.G, self.G_ema), self.fixed_z, self.fixed_c)
 
     def save_samples(self) -> Path:
