@@ -31,6 +31,7 @@ from torch import nn
 from ganvas.losses import zero_centred_penalty
 from ganvas.models.registry import Batch
 from ganvas.objectives.base import Phase, TrainingParts, judge
+from ganvas.training.distributed import mean_over_ranks
 
 
 def r1_gamma_auto(resolution: int, batch_size: int) -> float:
@@ -89,7 +90,7 @@ def path_length_penalty(
     noise = noise / math.sqrt(h * w)
     (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
     lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()  # [N]
-    mean = torch.lerp(pl_mean, lengths.mean(), decay)
+    mean = torch.lerp(pl_mean, mean_over_ranks(lengths.mean()), decay)  # the same on all ranks
     return (lengths - mean).square(), mean.detach(), lengths.detach()
 
 
