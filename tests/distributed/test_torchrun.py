@@ -1,0 +1,229 @@
+"""Training under real `torchrun` subprocesses on 127.0.0.1 (gloo, CPU): the same weights as
+one process, two "nodes", a killed rank, a resume on another world size, penalty families.
+
+Every subprocess has a timeout: a rank left waiting at a collective fails the test instead of
+hanging it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganvas import checkpoint as ckpt
+from ganvas.training.trainer import train
+from tests.conftest import TINY_MODELS, make_blobs, tiny_config, write_dataset
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 150  # seconds for any one torchrun job on this 2-core machine
+# 2 ranks average two shards' gradients where 1 rank averages one batch's: the same sum in
+# another order, so float32 rounding differs by a few ulps (measured: 4.5e-8 after 10 steps).
+WEIGHT_TOLERANCE = 1e-6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings(family: str, data: Path, **extra) -> dict:
+    base = {"data.path": str(data), "model.family": family, "model.resolution": 16,
+            **TINY_MODELS[family], "train.batch_size": 16, "train.steps": 10,
+            "train.device": "cpu", "train.log_interval": 5, "train.sample_interval": 10,
+            "train.checkpoint_interval": 5, "train.n_samples": 4, "train.tensorboard": False,
+            "train.energy": False, "train.collapse_check": "off", "train.augment": "none"}  # fmt: skip
+    base.update(extra)
+    return base
+
+
+def train_args(run: Path, values: dict) -> list[str]:
+    args = ["--out", str(run), "--no-progress"]
+    for key, value in values.items():
+        text = (
+            json.dumps(value) if isinstance(value, dict | str) else value
+        )  # YAML reads "off" as False
+        args += ["--set", f"{key}={text}"]
+    return args
+
+
+def torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *args]
+
+
+def run(command: list[str], timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def standalone(nproc: int, *rest: str) -> list[str]:
+    return torchrun("--standalone", f"--nproc_per_node={nproc}", "-m", "ganvas", "train", *rest)
+
+
+def weights(run_dir: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
+    folder = ckpt.checkpoints_dir(run_dir) / f"{step:08d}"
+    return {name: load_file(folder / f"{name}.safetensors") for name in ("G", "D")}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("ddp") / "blobs", make_blobs(64)).path
+
+
+def test_two_ranks_give_one_ranks_weights_and_resume_on_one(data, tmp_path):
+    """r3gan (no BatchNorm; R1 and R2 by double backward): 2 ranks × 8 = 1 rank × 16."""
+    values = settings("r3gan", data)
+    one = train(tiny_config(data, **values), tmp_path / "one", progress=False)
+    assert one.step == 10
+    two = tmp_path / "two"
+    run(standalone(2, *train_args(two, values)))
+    a, b = weights(tmp_path / "one", 10), weights(two, 10)
+    for net in ("G", "D"):
+        assert a[net].keys() == b[net].keys()
+        for key in a[net]:
+            diff = (a[net][key] - b[net][key]).abs().max().item()
+            assert diff <= WEIGHT_TOLERANCE, f"{net}.{key} differs by {diff}"
+    lines = [json.loads(x) for x in (two / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [5, 10]  # rank 0 alone wrote them: no duplicates
+    for mine, theirs in zip(lines, ref):  # losses over the global batch, as one process has
+        assert mine["loss_d"] == pytest.approx(theirs["loss_d"], abs=1e-4)
+    log = (two / "log.txt").read_text()
+    assert log.count("starting at step 0") == 1 and "2 ranks" in log
+
+    # The same run continued by one process: re-sharded, and the log says it is not exact.
+    resumed = train(None, two, progress=False, overrides=["train.steps=14"])
+    assert resumed.step == 14
+    assert "written by 2 rank(s), this run has 1" in (two / "log.txt").read_text()
+    assert "not bit-exact" in (two / "log.txt").read_text()
+
+
+def test_two_nodes_one_rendezvous(data, tmp_path):
+    run_dir, port = tmp_path / "nodes", free_port()
+    args = train_args(
+        run_dir, settings("r3gan", data, **{"train.steps": 6, "train.checkpoint_interval": 3})
+    )
+    nodes = [
+        subprocess.Popen(
+            torchrun(
+                "--nnodes=2",
+                f"--node_rank={rank}",
+                "--nproc_per_node=1",
+                "--rdzv-backend=c10d",
+                f"--rdzv-endpoint=127.0.0.1:{port}",
+                "--rdzv-id=ganvas-test",
+                "-m",
+                "ganvas",
+                "train",
+                *args,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [n.returncode for n in nodes] == [0, 0], "\n".join(outputs)
+    assert "2 ranks" in (run_dir / "log.txt").read_text()
+    latest = ckpt.find_latest_checkpoint(run_dir)
+    assert latest is not None and latest.name == "00000006"
+    assert ckpt.load_checkpoint(latest).step == 6
+
+
+def worker_pids(agent: int) -> dict[int, int]:
+    """{rank: pid} of the workers torchrun's agent (`agent`) started."""
+    children = Path(f"/proc/{agent}/task/{agent}/children").read_text().split()
+    ranks = {}
+    for pid in map(int, children):
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.split(b"=", 1) for item in environ if b"=" in item)
+        if b"RANK" in env:
+            ranks[int(env[b"RANK"])] = pid
+    return ranks
+
+
+def test_a_killed_rank_stops_the_job_and_max_restarts_resumes_it(data, tmp_path):
+    run_dir = tmp_path / "killed"
+    values = settings("r3gan", data, **{"train.steps": 20, "train.checkpoint_interval": 10})
+    env = {**os.environ, "GANVAS_FAULT_DELAY": "0.2"}  # rank 0's writes pause: time to kill
+    job = subprocess.Popen(
+        torchrun("--standalone", "--nproc_per_node=2", "--max-restarts=1",
+                 "--monitor-interval=0.2", "-m", "ganvas", "train", *train_args(run_dir, values)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    output: list[str] = []
+    killed = threading.Event()
+
+    def watch() -> None:
+        for line in job.stdout:
+            output.append(line)
+            # Past the checkpoint of step 10, at the metrics line of step 15: kill rank 1.
+            if "ganvas-fault-point metrics 15" in line and not killed.is_set():
+                os.kill(worker_pids(job.pid)[1], signal.SIGKILL)
+                killed.set()
+
+    reader = threading.Thread(target=watch, daemon=True)
+    reader.start()
+    try:
+        job.wait(timeout=TIMEOUT)
+    finally:
+        job.kill()
+    reader.join(timeout=10)
+    text = "".join(output)
+    assert killed.is_set(), text
+    assert job.returncode == 0, text
+    log = (run_dir / "log.txt").read_text()
+    assert "resuming at step 10/20" in log, log  # the last checkpoint was intact
+    assert "set aside" not in log and "finished at step 20/20" in log
+    assert ckpt.load_checkpoint(ckpt.find_latest_checkpoint(run_dir)).step == 20
+
+
+@pytest.mark.parametrize(
+    "family, extra",
+    [
+        ("wgan_gp", {"train.d_steps": 2}),  # gradient penalty: double backward through D
+        ("stylegan2", {"model.r1_interval": 2, "model.pl_interval": 2, "train.augment": "ada",
+                       "train.ada_interval": 1, "train.ada_kimg": 0.1, "train.ema": True}),
+    ],
+)  # fmt: skip
+def test_penalty_families_train_under_two_ranks(data, tmp_path, family, extra):
+    """Launched by the shortcut `ganvas train --gpus 2 --device cpu` (torchrun, 2 processes)."""
+    run_dir = tmp_path / family
+    values = settings(family, data, **{"train.steps": 6, "train.checkpoint_interval": 6, **extra})
+    start = time.perf_counter()
+    run([sys.executable, "-m", "ganvas", "train", "--gpus", "2", "--device", "cpu",
+         *train_args(run_dir, values)])  # fmt: skip
+    assert time.perf_counter() - start < TIMEOUT
+    saved = ckpt.load_checkpoint(ckpt.find_latest_checkpoint(run_dir))
+    assert saved.step == 6 and saved.state["world_size"] == 2
+    for name, tensors in saved.weights.items():
+        assert all(torch.isfinite(t).all() for t in tensors.values()), name
+    if "ada" in str(extra):
+        lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert all("ada_p" in x for x in lines if "loss_d" in x)
+
+
+def test_a_batch_that_does_not_split_is_refused(data, tmp_path):
+    values = settings("r3gan", data, **{"train.batch_size": 15})
+    result = subprocess.run(standalone(2, *train_args(tmp_path / "odd", values)),
+                            capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert result.returncode != 0
+    assert "does not divide by 2" in result.stdout + result.stderr
+    assert not (tmp_path / "odd").exists()  # nothing written
