@@ -83,8 +83,12 @@ def data(tmp_path_factory) -> Path:
 
 
 def test_two_ranks_give_one_ranks_weights_and_resume_on_one(data, tmp_path):
-    """r3gan (no BatchNorm; R1 and R2 by double backward): 2 ranks × 8 = 1 rank × 16."""
-    values = settings("r3gan", data)
+    """r3gan (no BatchNorm; R1 and R2 by double backward) with ADA moving p and instance
+    noise: 2 ranks × 8 = 1 rank × 16. The augmentations' random numbers are drawn for the
+    global batch on every rank (each takes its rows), and r_t is summed over the ranks."""
+    values = settings("r3gan", data, **{"train.augment": "ada", "train.ada_p": 0.5,
+                                        "train.ada_interval": 1, "train.ada_kimg": 0.1,
+                                        "train.instance_noise": 0.05})  # fmt: skip
     one = train(tiny_config(data, **values), tmp_path / "one", progress=False)
     assert one.step == 10
     two = tmp_path / "two"
@@ -100,6 +104,7 @@ def test_two_ranks_give_one_ranks_weights_and_resume_on_one(data, tmp_path):
     assert [x["step"] for x in lines] == [5, 10]  # rank 0 alone wrote them: no duplicates
     for mine, theirs in zip(lines, ref):  # losses over the global batch, as one process has
         assert mine["loss_d"] == pytest.approx(theirs["loss_d"], abs=1e-4)
+        assert mine["ada_p"] == theirs["ada_p"] and mine["ada_p"] != 0.5  # p moved alike
     log = (two / "log.txt").read_text()
     assert log.count("starting at step 0") == 1 and "2 ranks" in log
 

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 
 from ganvas.augment.pixels import gather_pixels
 from ganvas.config import ADA_PIPELINES
-from ganvas.training.distributed import sum_over_ranks, world_size
+from ganvas.training.distributed import per_sample, sum_over_ranks, world_size
 
 # The ranges of the transforms, as in the paper (its appendix B and code defaults).
 XINT_MAX = 0.125  # integer translation: U(-1/8, 1/8) of the side, rounded to whole pixels
@@ -78,10 +78,12 @@ class _Draw:
         self.n, self.generator, self.device = n, generator, device
 
     def uniform(self, *shape: int) -> torch.Tensor:
-        return torch.rand(self.n, *shape, generator=self.generator, device=self.device)
+        return per_sample(torch.rand, (self.n, *shape), generator=self.generator,
+                          device=self.device)  # fmt: skip
 
     def normal(self, *shape: int) -> torch.Tensor:
-        return torch.randn(self.n, *shape, generator=self.generator, device=self.device)
+        return per_sample(torch.randn, (self.n, *shape), generator=self.generator,
+                          device=self.device)  # fmt: skip
 
     def chosen(self, p: float, *shape: int) -> torch.Tensor:
         """True for each image with probability p. [N, *shape] bool."""

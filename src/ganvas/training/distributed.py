@@ -21,14 +21,14 @@ import datetime
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as torch_dist
 from torch import nn
 
-from ganvas.config import ConfigError
+from ganvas.errors import ConfigError
 
 # How long a rank waits at a collective for the others (a dead peer ends the wait).
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
@@ -170,6 +170,23 @@ class Distributed:
 def world_size() -> int:
     """Ranks in this run (1 outside torchrun)."""
     return torch_dist.get_world_size() if torch_dist.is_initialized() else 1
+
+
+def per_sample(draw: Callable[..., torch.Tensor], shape: tuple[int, ...] | torch.Size,
+               **kwargs: object) -> torch.Tensor:  # fmt: skip
+    """`draw(shape, **kwargs)` (torch.rand, torch.randn, a partial of torch.randint) where
+    shape[0] counts this rank's share of the batch: under several ranks the numbers are drawn
+    for the whole global batch and this rank's rows returned. The ranks' rows together are
+    what one process draws for the batch, and every rank's generator moves alike.
+
+        eps = per_sample(torch.rand, (len(real), 1, 1, 1), generator=g, device=real.device)
+    """
+    world = world_size()
+    if world == 1:
+        return draw(tuple(shape), **kwargs)
+    n = shape[0]
+    rank = torch_dist.get_rank()
+    return draw((n * world, *shape[1:]), **kwargs)[rank * n : (rank + 1) * n]
 
 
 def sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
