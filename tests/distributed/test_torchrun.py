@@ -120,26 +120,14 @@ def test_two_nodes_one_rendezvous(data, tmp_path):
     args = train_args(
         run_dir, settings("r3gan", data, **{"train.steps": 6, "train.checkpoint_interval": 3})
     )
-    nodes = [
-        subprocess.Popen(
-            torchrun(
-                "--nnodes=2",
-                f"--node_rank={rank}",
-                "--nproc_per_node=1",
-                "--rdzv-backend=c10d",
-                f"--rdzv-endpoint=127.0.0.1:{port}",
-                "--rdzv-id=ganvas-test",
-                "-m",
-                "ganvas",
-                "train",
-                *args,
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
-        for rank in (0, 1)
-    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores: a thread each
+    nodes = []
+    for rank in (0, 1):  # node_rank is ignored by c10d (the rendezvous numbers the nodes)
+        command = torchrun("--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1",
+                           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+                           "--rdzv-id=ganvas-test", "-m", "ganvas", "train", *args)  # fmt: skip
+        nodes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, env=env))  # fmt: skip
     try:
         outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
     finally:
@@ -225,10 +213,19 @@ def test_penalty_families_train_under_two_ranks(data, tmp_path, family, extra):
         assert all("ada_p" in x for x in lines if "loss_d" in x)
 
 
-def test_a_batch_that_does_not_split_is_refused(data, tmp_path):
-    values = settings("r3gan", data, **{"train.batch_size": 15})
-    result = subprocess.run(standalone(2, *train_args(tmp_path / "odd", values)),
+@pytest.mark.parametrize(
+    "family, setting, message",
+    [
+        ("r3gan", {"train.batch_size": 15}, "does not divide by 2"),
+        ("dcgan", {"train.sync_bn": True}, "train.sync_bn=true needs CUDA"),
+    ],
+)  # fmt: skip
+def test_what_two_cpu_ranks_cannot_do_is_refused_before_writing(
+    data, tmp_path, family, setting, message
+):
+    values = settings(family, data, **setting)
+    result = subprocess.run(standalone(2, *train_args(tmp_path / "refused", values)),
                             capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
     assert result.returncode != 0
-    assert "does not divide by 2" in result.stdout + result.stderr
-    assert not (tmp_path / "odd").exists()  # nothing written
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "refused").exists()  # nothing written
