@@ -38,11 +38,13 @@ PRESETS = ["dcgan-64", "wgan-gp-film-64", "r3gan-64", "stylegan2-ada-64", "style
            "fastgan-256", "projected-fastgan-256", "biggan-32", "progan-art"]  # fmt: skip
 
 
+MODEL = {"model.family": "r3gan", "model.resolution": 32, "model.g_width": 32,
+         "model.d_width": 32, "model.z_dim": 64, "model.group_width": 16}  # fmt: skip
+
+
 def measure(ranks: int, data: Path, steps: int, batch: int, out: Path) -> float:
     run = out / f"ranks{ranks}"
-    settings = {"model.family": "r3gan", "model.resolution": 32, "model.g_width": 32,
-                "model.d_width": 32, "model.z_dim": 64, "model.group_width": 16,
-                "train.batch_size": batch, "train.steps": steps, "train.device": "cpu",
+    settings = {**MODEL, "train.batch_size": batch, "train.steps": steps, "train.device": "cpu",
                 "train.log_interval": 10, "train.sample_interval": steps,
                 "train.checkpoint_interval": steps, "train.tensorboard": False,
                 "train.energy": False, "train.collapse_check": '"off"', "train.n_samples": 4,
@@ -108,7 +110,14 @@ def main() -> None:
             data = write_dataset(Path(tmp) / "blobs", make_blobs(512, size=32)).path
             one = measure(1, data, args.steps, args.batch, Path(tmp))
             two = measure(2, data, args.steps, args.batch, Path(tmp))
-        print(f"r3gan 32 px, global batch {args.batch}, {args.steps} steps, gloo on the CPU")
+        from ganvas.config import load_config
+        from ganvas.models.registry import build_models
+
+        model = load_config(overrides=[f"{k}={v}" for k, v in MODEL.items()] +
+                            ["model.channels=3"]).model  # fmt: skip
+        G, D = build_models(model)
+        print(f"r3gan 32 px (G {trainable(G):,}, D {trainable(D):,} parameters), global batch "
+              f"{args.batch}, {args.steps} steps, gloo on the CPU")  # fmt: skip
         print(f"1 rank : {one:8.1f} img/s")
         print(f"2 ranks: {two:8.1f} img/s   ratio 2 ranks / 1 rank = {two / one:.2f}")
         print()

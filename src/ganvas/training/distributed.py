@@ -31,7 +31,7 @@ from torch import nn
 from ganvas.errors import ConfigError
 
 # How long a rank waits at a collective for the others (a dead peer ends the wait).
-COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=10)
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
 
 
 def launched_by_torchrun() -> bool:
