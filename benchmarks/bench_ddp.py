@@ -4,9 +4,10 @@ traffic per step of every preset and what it costs on a stated interconnect.
     python benchmarks/bench_ddp.py --steps 60 --batch 32
     python benchmarks/bench_ddp.py --traffic-only
 
-Part 1 (measured): the same tiny r3gan run (32 px) under `torchrun --nproc_per_node 1` and
-`2` (gloo, one thread per process, as torchrun sets), global batch `--batch`; img/s is the
-mean of the metrics windows after the first (warm-up). It prints the ratio 2 ranks / 1 rank.
+Part 1 (measured): the same small r3gan run (32 px) under `torchrun --nproc_per_node 1` and
+`2` (gloo, one thread per process), and 1 process with 2 threads (the same cores as 2 ranks);
+global batch `--batch`; img/s is the mean of the metrics windows after the first (warm-up).
+It prints the ratio 2 ranks / 1 rank.
 
 Part 2 (computed, not measured): ganvas averages gradients with one fp32 all-reduce per phase,
 so a step moves 4 bytes × (the trainable parameters of each phase's player). A ring
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,8 +44,9 @@ MODEL = {"model.family": "r3gan", "model.resolution": 32, "model.g_width": 32,
          "model.d_width": 32, "model.z_dim": 64, "model.group_width": 16}  # fmt: skip
 
 
-def measure(ranks: int, data: Path, steps: int, batch: int, out: Path) -> float:
-    run = out / f"ranks{ranks}"
+def measure(ranks: int, threads: int, data: Path, steps: int, batch: int, out: Path) -> float:
+    """Mean img/s of `ranks` torchrun processes with `threads` threads each."""
+    run = out / f"ranks{ranks}-threads{threads}"
     settings = {**MODEL, "train.batch_size": batch, "train.steps": steps, "train.device": "cpu",
                 "train.log_interval": 10, "train.sample_interval": steps,
                 "train.checkpoint_interval": steps, "train.tensorboard": False,
@@ -53,7 +56,8 @@ def measure(ranks: int, data: Path, steps: int, batch: int, out: Path) -> float:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={ranks}", "-m", "ganvas", "train", "--out", str(run),
                "--no-progress", *args]  # fmt: skip
-    subprocess.run(command, check=True, capture_output=True, timeout=1800)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    subprocess.run(command, check=True, capture_output=True, timeout=1800, env=env)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     speeds = [x["img_per_s"] for x in lines if "img_per_s" in x][1:]  # the first: warm-up
     return float(np.mean(speeds))
@@ -108,8 +112,9 @@ def main() -> None:
     if not args.traffic_only:
         with tempfile.TemporaryDirectory() as tmp:
             data = write_dataset(Path(tmp) / "blobs", make_blobs(512, size=32)).path
-            one = measure(1, data, args.steps, args.batch, Path(tmp))
-            two = measure(2, data, args.steps, args.batch, Path(tmp))
+            one = measure(1, 1, data, args.steps, args.batch, Path(tmp))
+            two = measure(2, 1, data, args.steps, args.batch, Path(tmp))
+            one_both = measure(1, 2, data, args.steps, args.batch, Path(tmp))
         from ganvas.config import load_config
         from ganvas.models.registry import build_models
 
@@ -118,8 +123,12 @@ def main() -> None:
         G, D = build_models(model)
         print(f"r3gan 32 px (G {trainable(G):,}, D {trainable(D):,} parameters), global batch "
               f"{args.batch}, {args.steps} steps, gloo on the CPU")  # fmt: skip
-        print(f"1 rank : {one:8.1f} img/s")
-        print(f"2 ranks: {two:8.1f} img/s   ratio 2 ranks / 1 rank = {two / one:.2f}")
+        print(f"1 rank,  1 thread  : {one:8.1f} img/s")
+        print(
+            f"2 ranks, 1 thread each: {two:8.1f} img/s   ratio 2 ranks / 1 rank = {two / one:.2f}"
+        )
+        print(f"1 rank,  2 threads : {one_both:8.1f} img/s   ratio 2 ranks / this = "
+              f"{two / one_both:.2f}")  # fmt: skip
         print()
     print("Gradient traffic per step (fp32, one all-reduce per phase; computed, not measured)")
     print(f"{'preset':24} {'res':>4} {'G params':>11} {'D params':>11} {'MB/step':>8} "
