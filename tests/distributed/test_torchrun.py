@@ -188,6 +188,32 @@ def test_a_killed_rank_stops_the_job_and_max_restarts_resumes_it(data, tmp_path)
     assert ckpt.load_checkpoint(ckpt.find_latest_checkpoint(run_dir)).step == 20
 
 
+def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step_with_a_checkpoint(data, tmp_path):
+    """A scheduler's preemption: torchrun passes SIGTERM on; the ranks agree on the stop."""
+    run_dir = tmp_path / "preempted"
+    values = settings("r3gan", data, **{"train.steps": 2000, "train.checkpoint_interval": 5000})
+    job = subprocess.Popen(torchrun("--standalone", "--nproc_per_node=2", "-m", "ganvas", "train",
+                                    *train_args(run_dir, values)),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        log = run_dir / "log.txt"
+        deadline = time.monotonic() + TIMEOUT
+        while not (log.is_file() and "starting at" in log.read_text()):
+            assert time.monotonic() < deadline and job.poll() is None, job.communicate()[0]
+            time.sleep(0.2)
+        time.sleep(2)  # some steps in
+        job.send_signal(signal.SIGTERM)
+        output = job.communicate(timeout=TIMEOUT)[0]
+    finally:
+        job.kill()
+    text = log.read_text()
+    assert "interrupted: saving a checkpoint" in text, output
+    latest = ckpt.find_latest_checkpoint(run_dir)
+    assert latest is not None, output
+    step = ckpt.load_checkpoint(latest).step
+    assert 0 < step < 2000 and f"stopped at step {step}/2000" in text
+
+
 @pytest.mark.parametrize(
     "family, extra",
     [
