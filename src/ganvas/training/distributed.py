@@ -17,6 +17,7 @@ path length), all of which the DDP wrapper either hides or trips over (unused pa
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import subprocess
@@ -83,6 +84,7 @@ class Distributed:
             backend = "nccl" if device.type == "cuda" else "gloo"
             torch_dist.init_process_group(backend, init_method="env://", rank=rank,
                                           world_size=world, timeout=COLLECTIVE_TIMEOUT)  # fmt: skip
+            atexit.register(_leave_process_group)  # NCCL warns at exit otherwise
         return cls(rank, world, local_rank, device)
 
     # --- Collectives (no-ops alone) -----------------------------------------------------------
@@ -162,9 +164,10 @@ class Distributed:
     def _collective_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
-    def close(self) -> None:
-        if self.active and torch_dist.is_initialized():
-            torch_dist.destroy_process_group()
+
+def _leave_process_group() -> None:
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 def world_size() -> int:
