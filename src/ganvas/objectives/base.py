@@ -79,7 +79,11 @@ class Feed:
 
     def reals(self) -> Batch:
         """This rank's share of the step's real batch."""
-        image, label = self.sampler.next(self.batch_size, self.shard(self.batch_size))
+        shard = self.shard(self.batch_size)
+        if shard is None:  # a single process asks as before: any sampler with next(batch_size)
+            image, label = self.sampler.next(self.batch_size)
+        else:
+            image, label = self.sampler.next(self.batch_size, shard)
         if self.view_reals is not None:
             image = self.view_reals(image)
         self.images_drawn += self.batch_size
