@@ -141,49 +141,60 @@ def test_two_nodes_one_rendezvous(data, tmp_path):
 
 
 def worker_pids(agent: int) -> dict[int, int]:
-    """{rank: pid} of the workers torchrun's agent (`agent`) started."""
-    children = Path(f"/proc/{agent}/task/{agent}/children").read_text().split()
+    """{rank: pid} of the workers torchrun's agent (`agent`) started (from any of its threads)."""
     ranks = {}
-    for pid in map(int, children):
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        env = dict(item.split(b"=", 1) for item in environ if b"=" in item)
-        if b"RANK" in env:
-            ranks[int(env[b"RANK"])] = pid
+    for task in Path(f"/proc/{agent}/task").iterdir():
+        for pid in map(int, (task / "children").read_text().split()):
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            env = dict(item.split(b"=", 1) for item in environ if b"=" in item)
+            if b"RANK" in env:
+                ranks[int(env[b"RANK"])] = pid
     return ranks
 
 
-def test_a_killed_rank_stops_the_job_and_max_restarts_resumes_it(data, tmp_path):
+def test_a_killed_rank_stops_the_job_and_the_next_start_resumes_it(data, tmp_path):
+    """Rank 1 SIGKILLed after checkpoint 10: the job stops with checkpoint 10 intact, and the
+    next start (the same command) resumes from it and finishes. torchrun's own restart
+    (--max-restarts) is not relied on here: on this loaded 2-core machine gloo's reconnection
+    in the restarted round failed now and then ("connectFullMesh ... Connection refused")."""
     run_dir = tmp_path / "killed"
     values = settings("r3gan", data, **{"train.steps": 20, "train.checkpoint_interval": 10})
     env = {**os.environ, "GANVAS_FAULT_DELAY": "0.2"}  # rank 0's writes pause: time to kill
-    job = subprocess.Popen(
-        torchrun("--standalone", "--nproc_per_node=2", "--max-restarts=1",
-                 "--monitor-interval=0.2", "-m", "ganvas", "train", *train_args(run_dir, values)),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+    command = torchrun("--standalone", "--nproc_per_node=2", "--max-restarts=0", "-m", "ganvas",
+                       "train", *train_args(run_dir, values))  # fmt: skip
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=env)  # fmt: skip
     output: list[str] = []
     killed = threading.Event()
 
     def watch() -> None:
-        for line in job.stdout:
+        for line in job.stdout:  # read to the end whatever happens, or torchrun blocks
             output.append(line)
             # Past the checkpoint of step 10, at the metrics line of step 15: kill rank 1.
             if "ganvas-fault-point metrics 15" in line and not killed.is_set():
-                os.kill(worker_pids(job.pid)[1], signal.SIGKILL)
-                killed.set()
+                try:
+                    os.kill(worker_pids(job.pid)[1], signal.SIGKILL)
+                    killed.set()
+                except (OSError, KeyError) as err:
+                    output.append(f"test: could not kill rank 1: {err!r}\n")
 
     reader = threading.Thread(target=watch, daemon=True)
     reader.start()
     try:
         job.wait(timeout=TIMEOUT)
-    finally:
+    except subprocess.TimeoutExpired:
         job.kill()
+        reader.join(timeout=10)
+        pytest.fail("the job hung:\n" + "".join(output)[-6000:])
     reader.join(timeout=10)
-    text = "".join(output)
+    text = "".join(output)[-6000:]
     assert killed.is_set(), text
-    assert job.returncode == 0, text
+    assert job.returncode != 0, text  # the job stopped
+    latest = ckpt.find_latest_checkpoint(run_dir)
+    assert latest is not None and ckpt.load_checkpoint(latest).step == 10  # intact
+    run(command)  # the same command again
     log = (run_dir / "log.txt").read_text()
-    assert "resuming at step 10/20" in log, log  # the last checkpoint was intact
+    assert "resuming at step 10/20" in log, log
     assert "set aside" not in log and "finished at step 20/20" in log
     assert ckpt.load_checkpoint(ckpt.find_latest_checkpoint(run_dir)).step == 20
 
