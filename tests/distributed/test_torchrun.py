@@ -6,6 +6,7 @@ hanging it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,10 +63,26 @@ def torchrun(*args: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", *args]
 
 
+def start(command: list[str], **kwargs) -> subprocess.Popen:
+    """torchrun in a session of its own, so that `stop` ends its workers too."""
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kwargs)  # fmt: skip
+
+
+def stop(job: subprocess.Popen) -> None:
+    """Kill torchrun and every worker it started (a hung worker must not outlive the test)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(job.pid, signal.SIGKILL)
+
+
 def run(command: list[str], timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result
+    job = start(command)
+    try:
+        output = job.communicate(timeout=timeout)[0]
+    finally:
+        stop(job)
+    assert job.returncode == 0, f"exit {job.returncode}:\n{output}"
+    return subprocess.CompletedProcess(command, job.returncode, output, "")
 
 
 def standalone(nproc: int, *rest: str) -> list[str]:
@@ -126,13 +143,12 @@ def test_two_nodes_one_rendezvous(data, tmp_path):
         command = torchrun("--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1",
                            "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
                            "--rdzv-id=ganvas-test", "-m", "ganvas", "train", *args)  # fmt: skip
-        nodes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, env=env))  # fmt: skip
+        nodes.append(start(command, env=env))
     try:
         outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
     finally:
         for node in nodes:
-            node.kill()
+            stop(node)
     assert [n.returncode for n in nodes] == [0, 0], "\n".join(outputs)
     assert "2 ranks" in (run_dir / "log.txt").read_text()
     latest = ckpt.find_latest_checkpoint(run_dir)
@@ -162,8 +178,7 @@ def test_a_killed_rank_stops_the_job_and_the_next_start_resumes_it(data, tmp_pat
     env = {**os.environ, "GANVAS_FAULT_DELAY": "0.2"}  # rank 0's writes pause: time to kill
     command = torchrun("--standalone", "--nproc_per_node=2", "--max-restarts=0", "-m", "ganvas",
                        "train", *train_args(run_dir, values))  # fmt: skip
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=env)  # fmt: skip
+    job = start(command, env=env)
     output: list[str] = []
     killed = threading.Event()
 
@@ -183,9 +198,10 @@ def test_a_killed_rank_stops_the_job_and_the_next_start_resumes_it(data, tmp_pat
     try:
         job.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        job.kill()
+        stop(job)
         reader.join(timeout=10)
         pytest.fail("the job hung:\n" + "".join(output)[-6000:])
+    stop(job)  # torchrun has exited; any worker it left behind goes too
     reader.join(timeout=10)
     text = "".join(output)[-6000:]
     assert killed.is_set(), text
@@ -203,9 +219,8 @@ def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step_with_a_checkpoint
     """A scheduler's preemption: torchrun passes SIGTERM on; the ranks agree on the stop."""
     run_dir = tmp_path / "preempted"
     values = settings("r3gan", data, **{"train.steps": 2000, "train.checkpoint_interval": 5000})
-    job = subprocess.Popen(torchrun("--standalone", "--nproc_per_node=2", "-m", "ganvas", "train",
-                                    *train_args(run_dir, values)),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    job = start(torchrun("--standalone", "--nproc_per_node=2", "-m", "ganvas", "train",
+                         *train_args(run_dir, values)))  # fmt: skip
     try:
         log = run_dir / "log.txt"
         deadline = time.monotonic() + TIMEOUT
@@ -216,7 +231,7 @@ def test_sigterm_to_torchrun_stops_every_rank_at_the_same_step_with_a_checkpoint
         job.send_signal(signal.SIGTERM)
         output = job.communicate(timeout=TIMEOUT)[0]
     finally:
-        job.kill()
+        stop(job)
     text = log.read_text()
     assert "interrupted: saving a checkpoint" in text, output
     latest = ckpt.find_latest_checkpoint(run_dir)
@@ -261,8 +276,11 @@ def test_what_two_cpu_ranks_cannot_do_is_refused_before_writing(
     data, tmp_path, family, setting, message
 ):
     values = settings(family, data, **setting)
-    result = subprocess.run(standalone(2, *train_args(tmp_path / "refused", values)),
-                            capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
+    job = start(standalone(2, *train_args(tmp_path / "refused", values)))
+    try:
+        output = job.communicate(timeout=TIMEOUT)[0]
+    finally:
+        stop(job)
+    assert job.returncode != 0
+    assert message in output
     assert not (tmp_path / "refused").exists()  # nothing written
