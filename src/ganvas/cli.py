@@ -331,6 +331,13 @@ def train(
         float | None,
         typer.Option(help="kg CO2e per kWh; replaces the country's (train.carbon_intensity)."),
     ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            help="Train on N GPUs of this machine (runs itself under torchrun; "
+            "with --device cpu: N CPU processes). See docs/scaling.md."
+        ),
+    ] = None,
 ) -> None:
     """Train a GAN (or resume the run in --out) and write samples and checkpoints."""
     from ganvas.config import load_config
@@ -352,6 +359,22 @@ def train(
         overrides.append(f"train.price_per_kwh={price_per_kwh}")
     if carbon_intensity is not None:
         overrides.append(f"train.carbon_intensity={carbon_intensity}")
+    if gpus is not None and not dry_run:
+        from ganvas.config import ConfigError
+        from ganvas.training import distributed
+
+        args = [f"--out={out}", *(f"--set={o}" for o in overrides)]
+        args += [f"--{name}={value}" for name, value in (("preset", preset), ("config", config))
+                 if value is not None]  # fmt: skip
+        args += ["--new"] * new + ["--no-progress"] * (not progress)
+        try:
+            if distributed.launched_by_torchrun():
+                raise ConfigError("--gpus starts torchrun itself: under torchrun leave it out "
+                                  "(--nproc_per_node sets the processes)")  # fmt: skip
+            distributed.check_gpus(gpus, _run_device(out, preset, config, overrides, new))
+        except _user_errors() as err:
+            _fail(err)
+        raise typer.Exit(distributed.launch(gpus, args))
     if dry_run:
         try:
             _print_plan(load_config(preset=preset, config_file=config, overrides=overrides))
@@ -1092,6 +1115,18 @@ def results(
             console.print(f"[green]wrote[/] {res.plot(rows, plot)}")
     except _user_errors() as err:
         _fail(err)
+
+
+def _run_device(out: Path, preset: str | None, config: Path | None, overrides: list[str],
+                new: bool) -> str:  # fmt: skip
+    """train.device of the run `ganvas train` would start or resume."""
+    from ganvas.config import load_config
+    from ganvas.rundir import RunDir
+
+    saved = RunDir(out).config_file
+    if preset is None and config is None and saved.is_file() and not new:
+        return load_config(config_file=saved, overrides=overrides).train.device
+    return load_config(preset=preset, config_file=config, overrides=overrides).train.device
 
 
 def _print_plan(cfg) -> None:

@@ -147,6 +147,8 @@ class TrainConfig:
     ema_rampup: float = 0.0  # > 0: the half-life is at most rampup × the images seen so far
     seed: int = 0
     device: str = "auto"  # 'auto' = cuda if available, else cpu
+    # Under torchrun (docs/scaling.md): BatchNorm statistics over the global batch (CUDA only).
+    sync_bn: bool = False
     log_interval: int = 50  # steps between metrics.jsonl lines
     sample_interval: int = 500  # steps between fixed-noise grids in samples/
     checkpoint_interval: int = 1000  # steps between checkpoints

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganvas.training.distributed import per_sample
 from ganvas.training.speed import double_backward
 
 
@@ -134,7 +135,8 @@ def gradient_penalty(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(‖∇D(x̂)‖ - 1)²] on x̂ = εx + (1-ε)G(z), ε ~ U(0, 1)."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    eps = per_sample(torch.rand, (real.shape[0], 1, 1, 1), device=real.device,
+                     generator=generator)  # fmt: skip
     mixed = eps * real.detach() + (1 - eps) * fake.detach()
     return ((_input_gradient_norms(D, mixed, c) - 1) ** 2).mean()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from ganvas.cli import app
@@ -65,6 +66,7 @@ CASES = {
                                      "data", "--set", "model.resolution=16", "--no-progress"],
     "train: unknown setting": [*TRAIN, "--data", "data", "--set", "train.stpes=5"],
     "train: resume without a run": ["train", "--out", "untrained", "--no-progress"],
+    "train: no processes": [*TRAIN, "--data", "data", "--gpus", "0"],
     # sample
     "sample: missing run": ["sample", "nowhere", "--out", "s.png"],
     "sample: negative count": ["sample", "run", "--n", "-4", "--out", "s.png"],
@@ -159,6 +161,18 @@ def test_bad_arguments_get_one_clear_line_and_exit_code_2(place, case, monkeypat
     after = snapshot(place)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"{case} wrote or changed {changed}"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpus_without_a_gpu_says_so(place, monkeypatch):
+    monkeypatch.chdir(place)
+    monkeypatch.setenv("COLUMNS", "400")
+    before = snapshot(place)
+    result = runner.invoke(app, [*TRAIN, "--data", "data", "--gpus", "2"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: --gpus 2: this machine has no CUDA GPU")
+    assert "--device cpu" in result.output and len(result.output.strip().splitlines()) == 1
+    assert snapshot(place) == before
 
 
 def test_presets_takes_no_arguments(place, monkeypatch):

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ganvas.training.distributed import per_sample
+
 
 class DInput(Protocol):
     def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
@@ -78,7 +80,8 @@ class InstanceNoise(Identity):
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.std == 0:
             return images
-        noise = torch.randn(images.shape, generator=self.generator, device=images.device)
+        noise = per_sample(torch.randn, images.shape, generator=self.generator,
+                           device=images.device)  # fmt: skip
         return images + self.std * noise
 
     def begin_step(self, step: int) -> None:

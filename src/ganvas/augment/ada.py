@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from ganvas.augment.pixels import gather_pixels
 from ganvas.config import ADA_PIPELINES
+from ganvas.training.distributed import per_sample, sum_over_ranks, world_size
 
 # The ranges of the transforms, as in the paper (its appendix B and code defaults).
 XINT_MAX = 0.125  # integer translation: U(-1/8, 1/8) of the side, rounded to whole pixels
@@ -77,10 +78,12 @@ class _Draw:
         self.n, self.generator, self.device = n, generator, device
 
     def uniform(self, *shape: int) -> torch.Tensor:
-        return torch.rand(self.n, *shape, generator=self.generator, device=self.device)
+        return per_sample(torch.rand, (self.n, *shape), generator=self.generator,
+                          device=self.device)  # fmt: skip
 
     def normal(self, *shape: int) -> torch.Tensor:
-        return torch.randn(self.n, *shape, generator=self.generator, device=self.device)
+        return per_sample(torch.randn, (self.n, *shape), generator=self.generator,
+                          device=self.device)  # fmt: skip
 
     def chosen(self, p: float, *shape: int) -> torch.Tensor:
         """True for each image with probability p. [N, *shape] bool."""
@@ -345,9 +348,14 @@ class AdaptiveAugment:
         """Every `interval` steps: move p by what D said about the reals since the last time."""
         if step % self.interval or not self._observed:
             return
-        self.rt = float(self._signs) / self._observed  # the one synchronization per update
+        # Under several ranks every rank counts its own reals: r_t (and so p) is taken over
+        # all of them, identical everywhere.
+        counts = torch.tensor([float(self._signs), float(self._observed)], dtype=torch.float64,
+                              device=self.generator.device)  # fmt: skip
+        signs, observed = sum_over_ranks(counts).tolist()  # the one synchronization per update
+        self.rt = signs / observed
         direction = (self.rt > self.target) - (self.rt < self.target)
-        adjust = direction * self._observed / (self.kimg * 1000)
+        adjust = direction * observed / (self.kimg * 1000)
         self._p = min(max(self._p + adjust, 0.0), 1.0)
         self._signs, self._observed = 0.0, 0
 
@@ -356,10 +364,16 @@ class AdaptiveAugment:
 
     def state_dict(self) -> dict[str, Any]:
         # Plain floats and ints (torch.load(weights_only=True)); the sum of signs is a whole
-        # number well below 2^24, exact in float32 and float64 alike.
-        return {"p": self._p, "rt": self.rt, "signs": float(self._signs),
-                "observed": self._observed}  # fmt: skip
+        # number well below 2^24, exact in float32 and float64 alike. Under several ranks the
+        # counts since the last update are saved summed over the ranks (every rank calls
+        # this at a checkpoint), and a resume shares them out again.
+        counts = torch.tensor([float(self._signs), float(self._observed)], dtype=torch.float64,
+                              device=self.generator.device)  # fmt: skip
+        signs, observed = sum_over_ranks(counts).tolist()
+        return {"p": self._p, "rt": self.rt, "signs": signs, "observed": int(observed)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._p, self.rt = float(state["p"]), float(state["rt"])
-        self._signs, self._observed = float(state["signs"]), int(state["observed"])
+        world = world_size()
+        self._signs = float(state["signs"]) / world
+        self._observed = int(state["observed"]) // world

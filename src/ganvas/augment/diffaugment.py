@@ -18,12 +18,14 @@ Only the generator given to the pipeline draws, so a resumed run draws the same 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
 from ganvas.augment import Identity
 from ganvas.augment.pixels import gather_pixels
 from ganvas.config import DIFFAUGMENT_OPS
+from ganvas.training.distributed import per_sample
 
 TRANSLATION_RATIO = 0.125  # largest shift, relative to the image side
 CUTOUT_RATIO = 0.5  # side of the cut square, relative to the image side
@@ -31,7 +33,7 @@ CUTOUT_RATIO = 0.5  # side of the cut square, relative to the image side
 
 def _uniform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """U(0, 1) per image, [N, 1, 1, 1], in the images' dtype."""
-    u = torch.rand(len(images), 1, 1, 1, generator=generator, device=images.device)
+    u = per_sample(torch.rand, (len(images), 1, 1, 1), generator=generator, device=images.device)
     return u.to(images.dtype)
 
 
@@ -50,8 +52,10 @@ def translation(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     n, _, h, w = images.shape
     max_y, max_x = int(h * TRANSLATION_RATIO + 0.5), int(w * TRANSLATION_RATIO + 0.5)
     device = images.device
-    dy = torch.randint(-max_y, max_y + 1, (n, 1, 1), generator=generator, device=device)
-    dx = torch.randint(-max_x, max_x + 1, (n, 1, 1), generator=generator, device=device)
+    dy = per_sample(partial(torch.randint, -max_y, max_y + 1), (n, 1, 1), generator=generator,
+                    device=device)  # fmt: skip
+    dx = per_sample(partial(torch.randint, -max_x, max_x + 1), (n, 1, 1), generator=generator,
+                    device=device)  # fmt: skip
     rows = torch.arange(h, device=device).view(1, h, 1) - dy  # [N, H, 1]
     cols = torch.arange(w, device=device).view(1, 1, w) - dx  # [N, 1, W]
     return gather_pixels(images, rows.expand(n, h, w), cols.expand(n, h, w), "zero")
@@ -67,7 +71,8 @@ def cutout(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     def low_edges(side: int, size: int) -> torch.Tensor:
         # The square's centre is uniform over the image: a pixel for an odd `size`, a pixel
         # corner from edge to edge for an even one (as in the paper's code).
-        centre = torch.randint(0, side + 1 - size % 2, (n, 1), generator=generator, device=device)
+        centre = per_sample(partial(torch.randint, 0, side + 1 - size % 2), (n, 1),
+                            generator=generator, device=device)  # fmt: skip
         return centre - size // 2
 
     top, left = low_edges(h, size_y), low_edges(w, size_x)  # [N, 1]

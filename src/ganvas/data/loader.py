@@ -55,21 +55,32 @@ class BatchSampler:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.images), generator=g).to(self.device)
 
-    def next(self, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def next(
+        self, batch_size: int | None = None, shard: slice | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return (img [B, C, H, W] float in [-1, 1], labels [B] or None); B is `batch_size`
-        (at most the one given at construction) or that one."""
+        (at most the one given at construction) or that one.
+
+        With `shard`, only that slice of the batch (one rank's share of a global batch):
+        the order and the flips are drawn for the whole batch, so the ranks' shards put
+        together are the batch one process would get."""
         batch_size = batch_size or self.batch_size
         if self.position + batch_size > len(self.images):
             self.epoch += 1
             self.position = 0
             self._order = self._permutation(self.epoch)
         index = self._order[self.position : self.position + batch_size]
-        batch = self.images[index]  # [B, H, W, C] uint8
-        self._last_draw = (self.epoch, index)
+        flip = None
         if self.hflip:
             flip_seed = (self.seed * 1_000_003 + self.epoch) * 1_000_003 + self.position
             g = torch.Generator().manual_seed(flip_seed % 2**63)
             flip = (torch.rand(batch_size, generator=g) < 0.5).to(self.device)
+        if shard is not None:
+            index = index[shard]
+            flip = None if flip is None else flip[shard]
+        self._last_draw = (self.epoch, index)
+        batch = self.images[index]  # [B, H, W, C] uint8
+        if flip is not None:
             batch = torch.where(flip[:, None, None, None], batch.flip(2), batch)
         self.position += batch_size
         img = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

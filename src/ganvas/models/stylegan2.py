@@ -55,6 +55,7 @@ from ganvas.models.layers import (
     modulated_conv2d,
 )
 from ganvas.models.registry import Family, ModelConfig, register_family
+from ganvas.training.distributed import per_sample
 
 NoiseMode = Literal["random", "const", "none"]
 NOISE_MODES = ("random", "const", "none")
@@ -180,8 +181,8 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x, self.weight * self.weight_gain, styles, padding=1,
                              resample=self.up)  # fmt: skip
         if noise_mode == "random":
-            noise = torch.randn(len(x), 1, self.side, self.side, generator=generator,
-                                device=x.device, dtype=x.dtype)  # fmt: skip
+            noise = per_sample(torch.randn, (len(x), 1, self.side, self.side),
+                               generator=generator, device=x.device, dtype=x.dtype)  # fmt: skip
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const * self.noise_strength

@@ -66,14 +66,27 @@ class Feed:
         self.sampler, self.family, self.model_config = sampler, family, model_config
         self.generator = generator
         self.view_reals = view_reals  # image → image, e.g. a growing family's current stage
-        self.batch_size = sampler.batch_size
-        self.images_drawn = 0  # real images handed out, across the run
+        self.batch_size = sampler.batch_size  # the global batch (over all ranks)
+        self.images_drawn = 0  # real images handed out, across the run (and all ranks)
+        self.rank, self.world_size = 0, 1  # this process's share: see `shard`
+
+    def shard(self, batch_size: int) -> slice | None:
+        """This rank's slice of a global batch of `batch_size` (None in a single process)."""
+        if self.world_size == 1:
+            return None
+        local = batch_size // self.world_size
+        return slice(self.rank * local, (self.rank + 1) * local)
 
     def reals(self) -> Batch:
-        image, label = self.sampler.next(self.batch_size)
+        """This rank's share of the step's real batch."""
+        shard = self.shard(self.batch_size)
+        if shard is None:  # a single process asks as before: any sampler with next(batch_size)
+            image, label = self.sampler.next(self.batch_size)
+        else:
+            image, label = self.sampler.next(self.batch_size, shard)
         if self.view_reals is not None:
             image = self.view_reals(image)
-        self.images_drawn += len(image)
+        self.images_drawn += self.batch_size
         batch = {"image": image}
         if self.family.conditional:
             batch["label"] = label
@@ -82,7 +95,19 @@ class Feed:
         return batch
 
     def g_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
-        return self.family.g_inputs(batch, self.model_config, self.generator)
+        """G's inputs for as many fakes as `batch` has images. Under several ranks they are
+        drawn for the global batch and sliced, as the reals are: every rank's generator
+        stays in the same state, and the shards together are one process's inputs."""
+        if self.world_size == 1:
+            return self.family.g_inputs(batch, self.model_config, self.generator)
+        image = batch["image"]
+        whole = len(image) * self.world_size
+        everyone = {**batch, "image": image[:1].expand(whole, *image.shape[1:])}
+        if "label" in batch:  # the others' labels are not known here: a stand-in of the size
+            everyone["label"] = batch["label"].repeat(self.world_size)
+        inputs = self.family.g_inputs(everyone, self.model_config, self.generator)
+        shard = self.shard(whole)
+        return {k: v[shard] if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
 @dataclass

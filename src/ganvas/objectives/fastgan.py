@@ -25,13 +25,15 @@ import torch
 import torch.nn.functional as F
 
 from ganvas.objectives.base import DiscriminatorsThenGenerator, TrainingParts, judge
+from ganvas.training.distributed import per_sample
 
 MARGIN_LOW, MARGIN_HIGH = 0.8, 1.0  # the hinge's random margin, per logit
 
 
 def random_margins(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """U(0.8, 1.0), one per entry of `like`."""
-    u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    u = per_sample(torch.rand, like.shape, generator=generator, device=like.device,
+                   dtype=like.dtype)  # fmt: skip
     return MARGIN_LOW + (MARGIN_HIGH - MARGIN_LOW) * u
 
 

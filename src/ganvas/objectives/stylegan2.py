@@ -31,6 +31,7 @@ from torch import nn
 from ganvas.losses import zero_centred_penalty
 from ganvas.models.registry import Batch
 from ganvas.objectives.base import Phase, TrainingParts, judge
+from ganvas.training.distributed import mean_over_ranks, per_sample
 from ganvas.training.speed import double_backward
 
 
@@ -56,7 +57,7 @@ def mix_styles(
     if probability <= 0:
         return ws
     n_ws, device = ws.shape[1], z.device
-    z2 = torch.randn(z.shape, generator=generator, device=device, dtype=z.dtype)
+    z2 = per_sample(torch.randn, z.shape, generator=generator, device=device, dtype=z.dtype)
     crossover = torch.randint(1, n_ws, (), generator=generator, device=device)
     mixing = torch.rand((), generator=generator, device=device) < probability
     crossover = torch.where(mixing, crossover, torch.full_like(crossover, n_ws))
@@ -86,11 +87,12 @@ def path_length_penalty(
         (penalty [N], new running mean (detached scalar), lengths [N] (detached)).
     """
     h, w = img.shape[2:]
-    noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
+    noise = per_sample(torch.randn, img.shape, generator=generator, device=img.device,
+                       dtype=img.dtype)  # fmt: skip
     noise = noise / math.sqrt(h * w)
     (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
     lengths = grads.square().sum(dim=2).mean(dim=1).sqrt()  # [N]
-    mean = torch.lerp(pl_mean, lengths.mean(), decay)
+    mean = torch.lerp(pl_mean, mean_over_ranks(lengths.mean()), decay)  # the same on all ranks
     return (lengths - mean).square(), mean.detach(), lengths.detach()
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from ganvas.training.distributed import per_sample
+
 
 def d_targets(
     n: int,
@@ -22,12 +24,13 @@ def d_targets(
 
     def uniform(bounds: tuple[float, float]) -> torch.Tensor:
         low, high = bounds
-        return low + (high - low) * torch.rand(n, generator=generator, device=device)
+        return low + (high - low) * per_sample(torch.rand, (n,), generator=generator,
+                                               device=device)  # fmt: skip
 
     real_t, fake_t = uniform(real_range), uniform(fake_range)
     if flip_prob > 0:
-        flip_real = torch.rand(n, generator=generator, device=device) < flip_prob
-        flip_fake = torch.rand(n, generator=generator, device=device) < flip_prob
+        flip_real = per_sample(torch.rand, (n,), generator=generator, device=device) < flip_prob
+        flip_fake = per_sample(torch.rand, (n,), generator=generator, device=device) < flip_prob
         real_t = torch.where(flip_real, uniform(fake_range), real_t)
         fake_t = torch.where(flip_fake, uniform(real_range), fake_t)
     return real_t, fake_t

@@ -24,6 +24,7 @@ RESUMABLE_KEYS = (
     "train.steps",
     "train.epochs",
     "train.device",
+    "train.sync_bn",
     "train.log_interval",
     "train.sample_interval",
     "train.checkpoint_interval",

@@ -44,6 +44,11 @@ from ganvas.inference import (
 from ganvas.models.registry import build_models, get_family
 from ganvas.objectives import Feed, Phase, TrainingParts, build_objective, lazy_ratio
 from ganvas.rundir import RunDir
+from ganvas.training.distributed import (
+    Distributed,
+    check_batch_divides,
+    convert_sync_batchnorm,
+)
 from ganvas.training.ema import WeightAverage
 from ganvas.training.monitors import (
     MetricsLog,
@@ -106,28 +111,35 @@ class Trainer:
         if not new and ckpt.find_latest_checkpoint(self.run_dir) is not None:
             check_resumable(self.run_dir, self.config)
         self._check_eval_weights()
-        self.device = resolve_device(self.config.train.device)
+        # Under torchrun: this rank's context (its device, the process group); else one process.
+        self.dist = Distributed.from_env(resolve_device(self.config.train.device))
+        self.device = self.dist.device
+        self._check_world_size()
         self._build_parts()
         created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.lock = self.run.lock()  # one run, one writer: refuses while another trains here
+        # One run, one writer: refuses while another trains here. Rank 0 writes for all ranks.
+        self.lock = self.run.lock() if self.dist.is_main else NoLock()
         try:
             self._setup(new)
         except BaseException:
             self.lock.release()
-            if created:  # e.g. train.init_from names no run: leave nothing behind
+            if created and self.dist.is_main:  # e.g. train.init_from names no run
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
 
     def _setup(self, new: bool) -> None:
         config = self.config
-        if new:
-            self.run.clear()
-        ckpt.remove_unfinished(self.run_dir)
-        self.run.remove_stale_temporaries()
-        self.log = RunLog(self.run_dir)
+        main = self.dist.is_main
+        if main:
+            if new:
+                self.run.clear()
+            ckpt.remove_unfinished(self.run_dir)
+            self.run.remove_stale_temporaries()
+        self.log = RunLog(self.run_dir) if main else quiet
         if self.lock.took_over:
             self.log(self.lock.took_over)
+        self.dist.barrier()  # the others look for a checkpoint once rank 0 has tidied up
         resume_from = ckpt.find_latest_checkpoint(self.run_dir)
         self.step = 0
         self.best_metric: float | None = None  # best eval_metric so far (psnr/ssim: highest)
@@ -142,14 +154,34 @@ class Trainer:
         elif config.train.init_from:
             self._init_from(config.train.init_from)
         self.plan = self.schedule.begin_step(self.step, self._growing_networks())
-        with self._writing("config.yaml and classes.json"):
-            self.run.write_config(config)
-            self.run.write_class_names(self.class_names)
+        if main:
+            with self._writing("config.yaml and classes.json"):
+                self.run.write_config(config)
+                self.run.write_class_names(self.class_names)
+        self.metrics = self._open_metrics(trackers=True)
+
+    def _open_metrics(self, trackers: bool = False) -> MetricsLog | NoMetrics:
+        """metrics.jsonl (and TensorBoard, and with `trackers` the experiment trackers),
+        cut back to this step; only rank 0 writes them."""
+        t = self.config.train
+        if not self.dist.is_main:
+            return NoMetrics()
+        if not trackers:
+            return MetricsLog(self.run_dir, self.step, t.tensorboard)
         from ganvas.experiments.trackers import build_trackers
 
-        tensorboard = config.train.tensorboard or "tensorboard" in config.train.trackers
-        self.metrics = MetricsLog(self.run_dir, self.step, tensorboard,
-                                  sinks=build_trackers(config, self.run_dir))  # fmt: skip
+        tensorboard = t.tensorboard or "tensorboard" in t.trackers
+        return MetricsLog(self.run_dir, self.step, tensorboard,
+                          sinks=build_trackers(self.config, self.run_dir))  # fmt: skip
+
+    def _check_world_size(self) -> None:
+        """Under several ranks the configured batch is the global one: it must split evenly."""
+        if not self.dist.active:
+            return
+        sizes = [self.config.train.batch_size]
+        if self.family.grows:
+            sizes += list(self.config.progressive.batch_sizes)
+        check_batch_divides(sizes, self.dist.world_size)
 
     # --- Building --------------------------------------------------------------------------
 
@@ -172,6 +204,10 @@ class Trainer:
         torch.manual_seed(t.seed)  # the initial weights are a function of train.seed
         self.G, self.D = (to_memory_format(m.to(self.device), t.channels_last)
                           for m in build_models(config.model))  # fmt: skip
+        if t.sync_bn:
+            self.G, self.D = (convert_sync_batchnorm(m, self.dist) for m in (self.G, self.D))
+        for net in (self.G, self.D):  # the same seed made them alike; rank 0's, to be sure
+            self.dist.broadcast_module(net)
         if t.freeze_d:
             freeze_discriminator_blocks(self.D, t.freeze_d, config.model.family)
         self.ema = None
@@ -192,6 +228,7 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(t.seed + 1)
         self.feed = Feed(self.sampler, self.family, config.model, self.noise,
                          self.schedule.view_reals)  # fmt: skip
+        self.feed.rank, self.feed.world_size = self.dist.rank, self.dist.world_size
         self.d_input = build_d_input(t, self.noise, self.family.default_augment)
         parts = TrainingParts(config, self.G, self.D, self.d_input, self.feed, self.noise)
         self.objective = build_objective(self.family, parts)
@@ -211,7 +248,7 @@ class Trainer:
         if self.family.takes_images:
             self.sample_sheet = self.family.sample_sheet(config, self.dataset, t.n_samples)
         self.rollbacks = Rollbacks()
-        self.collapse = None
+        self.collapse, self.collapse_warning = None, ""
         if t.collapse_check != "off" and not self.family.takes_images:
             from ganvas.metrics.diversity import CollapseMonitor
 
@@ -291,6 +328,8 @@ class Trainer:
         stats: dict[str, torch.Tensor] = {}
         for phase in self.objective.phases_due(self.step):
             stats.update(self.run_phase(phase))
+        for net in (self.G, self.D):  # BatchNorm statistics: rank 0's, as DDP keeps them
+            self.dist.broadcast_buffers(net)
         if self.ema is not None:
             self.ema.update(self.G, self.plan.batch_size, self.images_seen)
         return stats
@@ -306,9 +345,13 @@ class Trainer:
             optimizer = self.optimizers[phase.player]
             optimizer.zero_grad(set_to_none=True)
             self.precision.scale(loss).backward()  # fp16: scaled by the GradScaler
+            self.dist.average_gradients(self._player(phase).parameters())  # mean over ranks
             self.precision.step(optimizer)
         self.objective.after_phase(phase)
         return stats
+
+    def _player(self, phase: Phase) -> torch.nn.Module:
+        return self.G if phase.player == "G" else self.D
 
     def _set_learning_rates(self, plan: StepPlan) -> None:
         factor = lr_factor(self.config.optim, self.step, self.total_steps, len(self.sampler))
@@ -337,17 +380,24 @@ class Trainer:
 
     def _fit(self, should_stop: Callable[[int], bool] | None) -> TrainResult:
         t = self.config.train
-        if self.step == 0:
+        if self.step == 0 and self.dist.is_main:
             with self._writing("samples/reals.png"):
                 self._save_reals()
         verb = "resuming at" if self.step else "starting at"
-        self.log(f"{verb} step {self.step}/{self.total_steps} on {self.device} "
+        where = str(self.device)
+        if self.dist.active:
+            where = (
+                f"{self.dist.world_size} ranks ({self.device.type}), "
+                f"{self.plan.batch_size // self.dist.world_size} images each"
+            )
+        self.log(f"{verb} step {self.step}/{self.total_steps} on {where} "
                  f"({self.images_per_epoch} training images, batch {self.plan.batch_size}) "
                  f"→ {self.run_dir}")  # fmt: skip
         self.window = Window(self.images_seen)
         last_saved = self.step if ckpt.find_latest_checkpoint(self.run_dir) else -1
         interrupted, collapsed = threading.Event(), False
-        with StopOnSignal(interrupted, self.log), make_progress_bar(self.show_progress) as bar:
+        progress = self.show_progress and self.dist.is_main
+        with StopOnSignal(interrupted, self.log), make_progress_bar(progress) as bar:
             task = bar.add_task("train", total=self.total_steps, completed=self.step, speed="",
                                 losses="")  # fmt: skip
             while self.step < self.total_steps:
@@ -367,7 +417,8 @@ class Trainer:
                     if self.step % t.sample_interval == 0 or at_end:
                         self.save_samples()
                     if self.step % t.sample_interval == 0:  # on its own cadence, so resumes agree
-                        collapsed = self._collapsed()
+                        collapsed = self.dist.broadcast_flag(self.dist.is_main and
+                                                             self._collapsed())  # fmt: skip
                         if collapsed and self._roll_back(
                             f"the generator collapsed ({self.collapse_warning})"
                         ):
@@ -387,14 +438,15 @@ class Trainer:
                     bar.update(task, completed=self.step)
                     continue
                 stop = should_stop is not None and should_stop(self.step)
-                if stop or collapsed or interrupted.is_set():
+                # Every rank stops at the same step, or one would wait for the others forever.
+                if self.dist.any(stop or collapsed or interrupted.is_set()):
                     break
         self.elapsed += self.window.close()
         if self.step != last_saved:
             self.save_checkpoint()
         finished = self.step >= self.total_steps
         self.metrics.close(ckpt.find_latest_checkpoint(self.run_dir) if finished else None)
-        return self._finish(interrupted.is_set(), collapsed)
+        return self._finish(self.dist.any(interrupted.is_set()), collapsed)
 
     def _roll_back(self, reason: str) -> bool:
         """Reload the newest checkpoint (step 0 if none) with the learning rates times
@@ -415,7 +467,7 @@ class Trainer:
             self._restore()
         self.rollbacks.count, self.rollbacks.lr_scale = count, lr_scale
         self.plan = self.schedule.begin_step(self.step, self._growing_networks())
-        self.metrics = MetricsLog(self.run_dir, self.step, t.tensorboard)
+        self.metrics = self._open_metrics()
         self.save_checkpoint()
         record = {"step": self.step, "event": "rollback", "diverged_at": diverged_at,
                   "reason": reason, "rollback": count, "max_rollbacks": t.max_rollbacks,
@@ -446,7 +498,7 @@ class Trainer:
             self.log(f"energy: {format_energy(self.energy.reading())} "
                      f"(codecarbon, {self.energy.method})")  # fmt: skip
         if self.step >= self.total_steps:
-            if make_progress_gif(self.run.samples_dir, self.run.progress_gif):
+            if self.dist.is_main and make_progress_gif(self.run.samples_dir, self.run.progress_gif):
                 self.log(f"wrote {self.run.progress_gif}")
             self.log(f"finished at {where}")
         elif collapsed:
@@ -460,6 +512,7 @@ class Trainer:
 
     def _log_window(self) -> dict[str, Any]:
         values, images, seconds = self.window.take(self.images_seen)
+        values = self.dist.mean_values(values)  # over the global batch: the same on all ranks
         self.elapsed += seconds
         self._check_finite(values)
         record = {
@@ -485,6 +538,7 @@ class Trainer:
         NaN/inf: checked on every metrics line and before every checkpoint."""
         if values is None:
             values = {k: float(total) / count for k, (total, count) in self.window.sums.items()}
+            values = self.dist.mean_values(values)
         if not all(math.isfinite(v) for v in values.values()):
             raise TrainingDiverged(
                 f"training diverged before step {self.step}: {values}. The last good checkpoint "
@@ -532,6 +586,11 @@ class Trainer:
             c = torch.arange(n) % self.config.model.num_classes if self.family.conditional else None
             return to_uint8(run_generator(pick_generator(self.G, self.G_ema), z, c))
 
+        if not self.dist.is_main:  # rank 0 scores; the others save with it when it is a best
+            if self.dist.broadcast_flag(False) and last_saved != self.step:
+                self.save_checkpoint()
+                last_saved = self.step
+            return last_saved
         if self.family.takes_images:
             G = pick_generator(self.G, self.G_ema)
             scores = self.family.validate(G, self.config, self.dataset, t.eval_split, t.eval_n)
@@ -556,7 +615,7 @@ class Trainer:
             better = value > self.best_metric
         else:
             better = value < self.best_metric
-        if better:
+        if self.dist.broadcast_flag(better):  # the other ranks save with rank 0
             self.best_metric = value
             if last_saved != self.step:
                 self.save_checkpoint()
@@ -579,6 +638,8 @@ class Trainer:
 
     def save_samples(self) -> Path:
         path = self.run.fakes_grid(self.step)
+        if not self.dist.is_main:
+            return path
         with self._writing(f"samples/{path.name}"):
             grid = save_grid(to_uint8_nhwc(self.sample_fixed()), path)
             self.metrics.add_image("fakes", grid, self.step)
@@ -591,7 +652,13 @@ class Trainer:
         save_grid(reals, self.run.reals_grid)
 
     def save_checkpoint(self) -> Path:
+        """Rank 0 writes the checkpoint (every rank's state is the same); the others wait
+        until it is complete, so that a crash after this leaves it for every rank to resume."""
         self._check_finite()  # never a checkpoint of NaN weights
+        training_state = collect_state(self.stateful)  # on every rank: parts may all-reduce
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return ckpt.checkpoints_dir(self.run_dir) / str(self.step)
         with self._writing(f"TensorBoard events before checkpoint {self.step}"):
             self.metrics.flush()  # events up to here reach the disk before the checkpoint does
         weights = {"G": self.G.state_dict(), "D": self.D.state_dict()}
@@ -607,11 +674,14 @@ class Trainer:
             "ganvas_version": __version__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        if self.dist.active:
+            state["world_size"] = self.dist.world_size
         if self.energy.active:
             state["energy"] = self.energy.state_dict()
-        return ckpt.save_checkpoint(self.run_dir, self.step, weights,
-                                    collect_state(self.stateful), state,
+        path = ckpt.save_checkpoint(self.run_dir, self.step, weights, training_state, state,
                                     keep=self.config.train.keep_checkpoints)  # fmt: skip
+        self.dist.barrier()
+        return path
 
     def _load_weights(self, saved: ckpt.Checkpoint) -> None:
         self.G.load_state_dict(saved.weights["G"])
@@ -620,10 +690,20 @@ class Trainer:
             self.G_ema.load_state_dict(saved.weights.get("G_ema", saved.weights["G"]))
 
     def _restore(self) -> None:
-        """Continue from the newest checkpoint that loads (a damaged one is set aside)."""
+        """Continue from the newest checkpoint that loads (a damaged one is set aside by
+        rank 0 before the other ranks look: all resume from the same one)."""
+        if not self.dist.is_main:
+            self.dist.barrier()
         saved = ckpt.load_newest_checkpoint(self.run_dir, device=self.device, warn=self.log,
-                                            set_aside=True)  # fmt: skip
+                                            set_aside=self.dist.is_main)  # fmt: skip
+        if self.dist.is_main:
+            self.dist.barrier()
         path = saved.path
+        saved_world = int(saved.state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            self.log(f"{path} was written by {saved_world} rank(s), this run has "
+                     f"{self.dist.world_size}: the batch is re-sharded over them, so this "
+                     "resume is not bit-exact")  # fmt: skip
         self._load_weights(saved)
         missing = restore_state(self.stateful, saved.training_state)
         if missing:
@@ -646,6 +726,35 @@ class Trainer:
                 f"(same family and model settings needed): {str(err).splitlines()[0]}"
             ) from err
         self.log(f"initialised from {source}")
+
+
+def quiet(message: str) -> None:
+    """The log of ranks other than 0: rank 0 speaks for the run."""
+
+
+class NoLock:
+    """The run lock of ranks other than 0 (rank 0 holds the real one for the whole job)."""
+
+    took_over = ""
+
+    def release(self) -> None:
+        pass
+
+
+class NoMetrics:
+    """metrics.jsonl, TensorBoard and trackers as ranks other than 0 see them: not theirs."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def add_image(self, tag: str, grid: np.ndarray, step: int) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self, checkpoint: Path | None = None) -> None:
+        pass
 
 
 @contextmanager
