@@ -1,5 +1,5 @@
 """Training under real `torchrun` subprocesses on 127.0.0.1 (gloo, CPU): the same weights as
-one process, two "nodes", a killed rank, a resume on another world size, penalty families.
+one process, two "nodes", a killed rank (and torchrun restarting it), a resume on another world size, penalty families.
 
 Every subprocess has a timeout: a rank left waiting at a collective fails the test instead of
 hanging it."""
@@ -168,16 +168,13 @@ def worker_pids(agent: int) -> dict[int, int]:
     return ranks
 
 
-def test_a_killed_rank_stops_the_job_and_the_next_start_resumes_it(data, tmp_path):
-    """Rank 1 SIGKILLed after checkpoint 10: the job stops with checkpoint 10 intact, and the
-    next start (the same command) resumes from it and finishes. torchrun's own restart
-    (--max-restarts) is not relied on here: on this loaded 2-core machine gloo's reconnection
-    in the restarted round failed now and then ("connectFullMesh ... Connection refused")."""
-    run_dir = tmp_path / "killed"
+def run_and_kill_rank_1(data: Path, run_dir: Path, max_restarts: int) -> tuple[list, int, str]:
+    """A 20-step r3gan job (checkpoints at 10 and 20) whose rank 1 is SIGKILLed at step 15:
+    (the command, torchrun's exit status, the end of its output)."""
     values = settings("r3gan", data, **{"train.steps": 20, "train.checkpoint_interval": 10})
     env = {**os.environ, "GANVAS_FAULT_DELAY": "0.2"}  # rank 0's writes pause: time to kill
-    command = torchrun("--standalone", "--nproc_per_node=2", "--max-restarts=0", "-m", "ganvas",
-                       "train", *train_args(run_dir, values))  # fmt: skip
+    command = torchrun("--standalone", "--nproc_per_node=2", f"--max-restarts={max_restarts}",
+                       "-m", "ganvas", "train", *train_args(run_dir, values))  # fmt: skip
     job = start(command, env=env)
     output: list[str] = []
     killed = threading.Event()
@@ -205,13 +202,33 @@ def test_a_killed_rank_stops_the_job_and_the_next_start_resumes_it(data, tmp_pat
     reader.join(timeout=10)
     text = "".join(output)[-6000:]
     assert killed.is_set(), text
-    assert job.returncode != 0, text  # the job stopped
+    return command, job.returncode, text
+
+
+def test_a_killed_rank_stops_the_job_and_the_next_start_resumes_it(data, tmp_path):
+    """Rank 1 SIGKILLed after checkpoint 10, no restarts allowed: the job stops with
+    checkpoint 10 intact, and the next start (the same command) resumes from it and finishes."""
+    run_dir = tmp_path / "killed"
+    command, returncode, text = run_and_kill_rank_1(data, run_dir, max_restarts=0)
+    assert returncode != 0, text  # the job stopped
     latest = ckpt.find_latest_checkpoint(run_dir)
     assert latest is not None and ckpt.load_checkpoint(latest).step == 10  # intact
     run(command)  # the same command again
     log = (run_dir / "log.txt").read_text()
     assert "resuming at step 10/20" in log, log
     assert "set aside" not in log and "finished at step 20/20" in log
+    assert ckpt.load_checkpoint(ckpt.find_latest_checkpoint(run_dir)).step == 20
+
+
+def test_torchrun_max_restarts_resumes_a_job_whose_rank_was_killed(data, tmp_path):
+    """With --max-restarts 1 torchrun restarts both ranks itself after rank 1 dies; the new
+    round (its own keys in the rendezvous store: `restart_store`) resumes from checkpoint 10
+    and finishes, and the job exits 0."""
+    run_dir = tmp_path / "restarted"
+    _, returncode, text = run_and_kill_rank_1(data, run_dir, max_restarts=1)
+    assert returncode == 0, text
+    log = (run_dir / "log.txt").read_text()
+    assert "resuming at step 10/20" in log and "finished at step 20/20" in log, log
     assert ckpt.load_checkpoint(ckpt.find_latest_checkpoint(run_dir)).step == 20
 
 

@@ -39,6 +39,18 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def restart_store(rank: int, world: int) -> torch_dist.Store:
+    """torchrun's key-value store (env://), with keys of their own for each restart round.
+
+    A round restarted by `--max-restarts` can read the addresses the previous round's ranks
+    published there and fail to connect ("Gloo connectFullMesh ... Connection refused"); the
+    round's number (TORCHELASTIC_RESTART_COUNT) in every key keeps the rounds apart."""
+    store, _, _ = next(torch_dist.rendezvous("env://", rank=rank, world_size=world,
+                                             timeout=COLLECTIVE_TIMEOUT))  # fmt: skip
+    round_ = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return torch_dist.PrefixStore(f"ganvas/round_{round_}", store)
+
+
 @dataclass
 class Distributed:
     """The context of this process: rank `rank` of `world_size`, computing on `device`."""
@@ -82,7 +94,7 @@ class Distributed:
             torch.cuda.set_device(device)
         if not torch_dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
-            torch_dist.init_process_group(backend, init_method="env://", rank=rank,
+            torch_dist.init_process_group(backend, store=restart_store(rank, world), rank=rank,
                                           world_size=world, timeout=COLLECTIVE_TIMEOUT)  # fmt: skip
             atexit.register(_leave_process_group)  # NCCL warns at exit otherwise
         return cls(rank, world, local_rank, device)
