@@ -115,8 +115,10 @@ class Distributed:
     def broadcast_buffers(self, module: nn.Module) -> None:
         """Rank 0's buffers (BatchNorm statistics, a tracked w average) on every rank, as
         DistributedDataParallel does before each forward: the ranks' copies stay identical."""
+        if not self.active:  # one process: nothing to gather, every step
+            return
         buffers = [b for b in module.buffers() if b.numel()]
-        if not self.active or not buffers:
+        if not buffers:
             return
         flat = torch.cat([b.detach().reshape(-1).double() for b in buffers])
         torch_dist.broadcast(flat, src=0)
