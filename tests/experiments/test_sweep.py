@@ -18,7 +18,18 @@ from typer.testing import CliRunner
 from ganvas.cli import app
 from ganvas.config import ConfigError
 from ganvas.experiments.results import collect_runs, plot, to_csv, to_html, to_markdown
-from ganvas.experiments.sweep import SweepSpec, load_spec, parse_spec, run_sweep, trial_name
+from ganvas.experiments.sweep import (
+    SpuriousTrial,
+    SweepSpec,
+    _Objective,
+    enqueue_grid,
+    load_spec,
+    open_study,
+    parse_spec,
+    run_sweep,
+    trial_name,
+    trial_records,
+)
 from tests.experiments.conftest import PYTHON, subprocess_env, write_spec
 
 
@@ -132,6 +143,20 @@ def test_a_killed_sweep_resumes_the_interrupted_trial(blobs, tmp_path):
     assert all(_starts_from_scratch(d) == 1 for d in dirs), "a trial was trained twice"
     assert "resuming at step" in (killed_in / "log.txt").read_text()
     assert {r.status for r in collect_runs([out])} == {"complete"}
+
+
+def test_a_trial_asked_of_an_empty_grid_queue_is_dropped(blobs, tmp_path):
+    """Two workers race for the last queued grid point: the loser's trial never trains, and
+    the sweep's records (its table, its states) do not count it."""
+    from optuna.trial import TrialState
+
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", blobs))
+    study = open_study(spec, f"sqlite:///{tmp_path / 'study.db'}")
+    study.optimize(_Objective(spec, tmp_path), n_trials=1, catch=(SpuriousTrial,))
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL]  # optuna keeps it
+    assert trial_records(study) == []
+    assert not (tmp_path / "trials").exists()  # nothing trained
+    assert enqueue_grid(study, spec) == 4  # the whole grid is still to run
 
 
 def _two_workers(blobs, tmp_path, monkeypatch, storage: str | None) -> None:

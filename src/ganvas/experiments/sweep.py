@@ -199,6 +199,9 @@ def trial_overrides(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+SPURIOUS = "spurious"  # user attr of a trial that SpuriousTrial dropped
+
+
 class SpuriousTrial(Exception):
     """A grid worker asked for a trial when the queue had just run dry (another worker took
     the last one): this trial is dropped rather than run as a duplicate."""
@@ -291,6 +294,7 @@ class _Objective:
         spec = self.spec
         system = trial.study._storage.get_trial_system_attrs(trial._trial_id)
         if spec.sampler == "grid" and "fixed_params" not in system:
+            trial.set_user_attr(SPURIOUS, True)  # optuna keeps it (failed): reports skip it
             raise SpuriousTrial("the grid's queue was empty")
         params = {p.name: p.suggest(trial) for p in spec.space}
         run_dir = self.out / TRIALS_DIR / trial_name(params)
@@ -425,10 +429,12 @@ def run_sweep(spec_path: str | Path, out: str | Path, workers: int = 1, gpus: in
 
 
 def trial_records(study: Any) -> list[dict[str, Any]]:
-    """The study's trials as plain dicts (number, state, params, value, run_dir)."""
+    """The study's trials as plain dicts (number, state, params, value, run_dir), without
+    the spurious ones a grid worker dropped (they never ran)."""
     return [{"number": t.number, "state": t.state.name.lower(), "params": t.params,
              "value": t.value, "run_dir": t.user_attrs.get("run_dir")}
-            for t in study.get_trials(deepcopy=False)]  # fmt: skip
+            for t in study.get_trials(deepcopy=False)
+            if not t.user_attrs.get(SPURIOUS)]  # fmt: skip
 
 
 if __name__ == "__main__":  # a worker process: python -m ganvas.experiments.sweep OUT URL

@@ -507,6 +507,9 @@ class Trainer:
                      "continue it anyway with --set train.collapse_check=warn")  # fmt: skip
         else:
             self.log(f"stopped at {where}; run the same command again to resume")
+        # No rank leaves while rank 0 still writes: a rank that tears its process group down
+        # while the others still use it can abort at exit (gloo, SIGABRT).
+        self.dist.barrier()
         return TrainResult(self.run_dir, self.step, self.total_steps, path, interrupted,
                            collapsed)  # fmt: skip
 
