@@ -14,20 +14,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_blobs, tiny_config, write_dataset
+from tests.conftest import TINY_MODELS, make_blobs, tiny_config, write_dataset
 
 CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
 def studio_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """root/runs/a (trained, 16 px), root/runs/broken (a corrupt config.yaml),
-    root/elsewhere/b (a run outside the folder the studio is given)."""
+    """root/runs/a (trained, 16 px), root/runs/restore-x2 (a restorer, 8 → 16 px),
+    root/runs/broken (a corrupt config.yaml), root/elsewhere/b (a run outside the folder the
+    studio is given)."""
     from ganvas.training.trainer import train
 
     root = tmp_path_factory.mktemp("studio")
     write_dataset(root / "data", make_blobs(64))
     train(tiny_config(root / "data"), root / "runs" / "a", progress=False)
+    restore = tiny_config(root / "data", **TINY_MODELS["restore"], **{
+        "model.family": "restore", "model.factor": 2, "train.batch_size": 4, "train.steps": 3,
+        "train.n_samples": 2})  # fmt: skip
+    train(restore, root / "runs" / "restore-x2", progress=False)
     broken = root / "runs" / "broken"
     broken.mkdir()
     (broken / "config.yaml").write_text("model: [this is not: a config\n")

@@ -1,9 +1,10 @@
 """Take the screenshots of docs/studio.md with the browser the tests use:
 
-    python -m tests.studio.screenshots RUNS_FOLDER docs/studio
+    python -m tests.studio.screenshots RUNS_FOLDER docs/studio [DAMAGED_PICTURE]
 
 Starts `ganvas studio RUNS_FOLDER` on a free port, opens each tab in headless chromium and
-saves runs.png, run.png, generate.png, walk.png, rate.png and report.png (PNG, small).
+saves runs.png, run.png, generate.png, walk.png, rate.png and report.png (PNG, small); with
+a picture and a restore run in the folder, restore.png too (the picture restored).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.studio.conftest import CHROMIUM, free_port, wait_for
 WAIT_MS = 60_000
 
 
-def shoot(runs: Path, out: Path) -> None:
+def shoot(runs: Path, out: Path, picture: Path | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     from ganvas.studio.report import write_report
@@ -56,6 +57,14 @@ def shoot(runs: Path, out: Path) -> None:
                     page.locator("#rate-yes").click()
                     page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / f"{name}.png"))
+            if picture is not None:
+                page.get_by_role("tab", name="Restore", exact=True).click()
+                page.locator("#restore-input input[type=file]").set_input_files(str(picture))
+                page.wait_for_timeout(1500)
+                page.locator("#restore-go").click()
+                page.locator("#restore-output img").first.wait_for(timeout=WAIT_MS)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(out / "restore.png"), full_page=True)
             report = write_report(
                 RunCatalog([runs]).resolve(label).path, Path(tempfile.mkdtemp()) / "report.html"
             )
@@ -68,4 +77,4 @@ def shoot(runs: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    shoot(Path(sys.argv[1]), Path(sys.argv[2]))
+    shoot(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -69,6 +69,32 @@ def test_walk_and_copies_tabs(page, studio_server):
     page.get_by_text("Not computed", exact=False).wait_for(timeout=TIMEOUT_MS)
 
 
+def test_restore_tab_enlarges_an_uploaded_picture(page, studio_server, tmp_path):
+    from PIL import Image
+
+    from tests.conftest import make_blobs
+
+    url, _ = studio_server
+    picture = tmp_path / "old.png"
+    Image.fromarray(make_blobs(1, 16)[0]).resize((12, 10)).save(picture)
+    page.goto(url, wait_until="load")
+    open_tab(page, "Restore")
+    page.locator("#restore-input input[type=file]").set_input_files(str(picture))
+    page.locator("#restore-input img").first.wait_for(timeout=TIMEOUT_MS)  # the upload shows
+    page.locator("#restore-go").click()
+    page.locator("#restore-info").get_by_text("24×20 px", exact=False).wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#restore-output img');"
+        " return i && i.complete && i.naturalWidth > 0; }",
+        timeout=TIMEOUT_MS,
+    )
+    size = page.locator("#restore-output img").first.evaluate(
+        "i => [i.naturalWidth, i.naturalHeight]"
+    )
+    assert size == [24, 20]  # ×2, the run's factor
+    assert page.external == []
+
+
 @pytest.mark.slow
 def test_report_page_images_load(browser, studio_root, tmp_path):
     from ganvas.studio.report import write_report

@@ -10,17 +10,28 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ganvas.studio.actions import Studio, compare_runs, generate_images, parse_seeds, walk
+from ganvas.studio.actions import (
+    Studio,
+    compare_runs,
+    generate_images,
+    parse_seeds,
+    restore_labels,
+    restore_picture,
+    walk,
+)
 from ganvas.studio.runs import (
     MAX_IMAGES,
+    MAX_RESTORE_SIDE,
     GeneratorCache,
     RequestTooLarge,
     RunCatalog,
     RunRefused,
     run_summary,
 )
+from tests.conftest import make_blobs
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +41,7 @@ def studio(studio_root: Path) -> Studio:
 
 def test_catalog_finds_runs_and_refuses_others(studio, studio_root):
     runs = studio.catalog.runs()
-    assert sorted(Path(label).name for label in runs) == ["a", "broken"]
+    assert sorted(Path(label).name for label in runs) == ["a", "broken", "restore-x2"]
     assert studio.run(str(studio_root / "runs" / "a")).path == (studio_root / "runs" / "a")
     for outside in [studio_root / "elsewhere" / "b", studio_root / "runs" / "a" / ".." / ".."
                     / "elsewhere" / "b", Path("/etc"), "", None, "a\x00b"]:  # fmt: skip
@@ -59,6 +70,28 @@ def test_same_seed_same_images_as_the_library(studio, studio_root):
     run = studio_root / "runs" / "a"
     expected = ganvas.load(run, device="cpu").sample_numpy(5, seed=11)
     assert (generate_images(studio, str(run), 11, 5) == expected).all()
+
+
+def test_restore_tab_cleans_a_picture_as_the_library_does(studio, studio_root):
+    """The Restore tab: only restore runs are offered; a picture of any size comes back ×2,
+    exactly as `load_restorer(run).restore` makes it, beside its bicubic enlargement."""
+    from PIL import Image
+
+    from ganvas.restore import load_restorer
+
+    label = str(studio_root / "runs" / "restore-x2")
+    assert restore_labels(studio) == [label]
+    picture = Image.fromarray(make_blobs(1, 32)[0]).resize((21, 13)).convert("RGBA")
+    restored, bicubic = restore_picture(studio, label, picture)
+    assert restored.shape == bicubic.shape == (26, 42, 3) and restored.dtype == np.uint8
+    expected = load_restorer(label, device="cpu").restore(np.asarray(picture.convert("RGB")))
+    assert np.array_equal(restored, expected)
+    with pytest.raises(RequestTooLarge):
+        restore_picture(studio, label, Image.new("RGB", (MAX_RESTORE_SIDE + 1, 4)))
+    with pytest.raises(ValueError, match="upload"):
+        restore_picture(studio, label, None)
+    with pytest.raises(ValueError, match="restore run"):  # a GAN run is no restorer
+        restore_picture(studio, str(studio_root / "runs" / "a"), picture)
 
 
 def test_generator_cache_is_bounded(studio_root):

@@ -23,6 +23,7 @@ from ganvas.rundir import RunDir
 from ganvas.studio.runs import (
     MAX_COMPARE,
     MAX_IMAGES,
+    MAX_RESTORE_SIDE,
     MAX_WALK_SEEDS,
     MAX_WALK_STEPS,
     REQUEST_SECONDS,
@@ -35,12 +36,19 @@ from ganvas.studio.runs import (
 CHUNK = 32  # images per forward pass between two looks at the clock
 
 
+def _restorer_cache() -> GeneratorCache:
+    from ganvas.restore import load_restorer
+
+    return GeneratorCache(max_items=2, loader=load_restorer)
+
+
 @dataclass
 class Studio:
-    """The catalog of runs, the generator cache and the folder for downloads."""
+    """The catalog of runs, the generator caches and the folder for downloads."""
 
     catalog: RunCatalog
     cache: GeneratorCache = field(default_factory=GeneratorCache)
+    restorers: GeneratorCache = field(default_factory=_restorer_cache)
     request_seconds: float = REQUEST_SECONDS
     out_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ganvas-studio-")))
 
@@ -50,6 +58,9 @@ class Studio:
 
     def pipeline(self, label: str | None) -> Any:
         return self.cache.get(self.run(label))
+
+    def restorer(self, label: str | None) -> Any:
+        return self.restorers.get(self.run(label))
 
     def new_file(self, suffix: str) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,3 +191,42 @@ def walk(
     path = studio.new_file(".gif")
     save_gif(frames, path, fps=fps)
     return path, len(frames)
+
+
+def restore_labels(studio: Studio) -> list[str]:
+    """The studio's runs of an image-to-image family (restore): those the Restore tab uses."""
+    from ganvas.models.registry import get_family
+
+    labels = []
+    for label, run in studio.catalog.runs().items():
+        try:
+            if get_family(run.read_config().model.family).takes_images:
+                labels.append(label)
+        except Exception:  # unreadable or unknown: not offered here (the Runs tab says why)
+            continue
+    return labels
+
+
+def restore_picture(studio: Studio, label: str, picture: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A picture (PIL image or uint8 [H, W, C]) cleaned and enlarged by a restore run, and
+    the same picture enlarged by bicubic interpolation to compare with: uint8 [H·f, W·f, C]
+    each, f the run's factor. Bigger pictures are restored in overlapping tiles.
+
+    Raises:
+        RunRefused, RequestTooLarge (a side over MAX_RESTORE_SIDE), ValueError (no picture, or
+        the run is not a restore run).
+    """
+    from PIL import Image
+
+    if picture is None:
+        raise ValueError("upload a picture first")
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
+    check_bound("picture side", max(image.size), 1, MAX_RESTORE_SIDE)
+    restorer = studio.restorer(label)
+    image = image.convert("L" if restorer.channels == 1 else "RGB")
+    pixels = np.asarray(image, dtype=np.uint8)
+    pixels = pixels[..., None] if restorer.channels == 1 else pixels
+    restored = restorer.restore(pixels)
+    size = (image.width * restorer.factor, image.height * restorer.factor)
+    bicubic = np.asarray(image.resize(size, Image.Resampling.BICUBIC), dtype=np.uint8)
+    return restored, bicubic.reshape(restored.shape)

@@ -1,4 +1,5 @@
-"""ganvas studio: a gradio page to watch runs learn, generate, compare, walk and rate.
+"""ganvas studio: a gradio page to watch runs learn, generate, compare, walk, rate and
+restore.
 
     app = build_app(Studio(RunCatalog(["runs/"])))
     launch(app, host="127.0.0.1", port=7860)
@@ -27,6 +28,7 @@ from ganvas.studio.plots import metric_charts  # noqa: E402
 from ganvas.studio.runs import (  # noqa: E402
     MAX_COMPARE,
     MAX_IMAGES,
+    MAX_RESTORE_SIDE,
     MAX_WALK_STEPS,
     RequestTooLarge,
     RunRefused,
@@ -115,7 +117,8 @@ def runs_table(studio: actions.Studio) -> tuple[list[list[Any]], list[tuple[str,
 def refresh_runs(studio: actions.Studio) -> tuple[Any, ...]:
     rows, thumbs = runs_table(studio)
     labels = studio.catalog.labels()
-    return (rows, thumbs, *(gr.update(choices=labels) for _ in range(6)))
+    return (rows, thumbs, *(gr.update(choices=labels) for _ in range(6)),
+            gr.update(choices=actions.restore_labels(studio)))  # fmt: skip
 
 
 # --- Run ----------------------------------------------------------------------------------
@@ -258,6 +261,15 @@ def show_copies(studio: actions.Studio, label: str) -> tuple[Any, Any, str]:
                         f"--out-dir {run.path / 'memorization'}`")  # fmt: skip
 
 
+def restore(studio: actions.Studio, label: str, picture: Any) -> tuple[Any, Any, str, str]:
+    restored, bicubic = actions.restore_picture(studio, label, picture)
+    restorer = studio.restorer(label)
+    h, w = restored.shape[:2]
+    text = (f"{w}×{h} px: ×{restorer.factor} by {label} ({restorer.weights}, step "
+            f"{restorer.step}), beside bicubic enlargement")  # fmt: skip
+    return restored, bicubic, str(actions.save_png(studio, restored)), text
+
+
 # --- The page ------------------------------------------------------------------------------
 
 
@@ -348,12 +360,33 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 pairs = gr.Image(label="sample | nearest training image", interactive=False,
                                  format="png")  # fmt: skip
                 hist = gr.Image(label="distances", interactive=False, format="png")
+            with gr.Tab("Restore", id="restore"):
+                restore_runs = actions.restore_labels(studio)
+                restore_pick = gr.Dropdown(restore_runs, label="restore run",
+                                           value=restore_runs[0] if restore_runs else None,
+                                           allow_custom_value=True, elem_id="restore-pick")  # fmt: skip
+                gr.Markdown("Clean and enlarge a picture with a restore run "
+                            f"(`--preset restore-x2-32to64`; at most {MAX_RESTORE_SIDE} px a side, "
+                            "bigger ones in overlapping tiles).")  # fmt: skip
+                restore_input = gr.Image(label="picture", type="pil", sources=["upload"],
+                                         image_mode=None, height=200, elem_id="restore-input",
+                                         elem_classes="pixelated")  # fmt: skip
+                restore_button = gr.Button("Restore", variant="primary", elem_id="restore-go")
+                restore_text = gr.Markdown(elem_id="restore-info")
+                with gr.Row():
+                    restored_view = gr.Image(label="restored", format="png", interactive=False,
+                                             height=320, elem_id="restore-output",
+                                             elem_classes="pixelated")  # fmt: skip
+                    bicubic_view = gr.Image(label="bicubic", format="png", interactive=False,
+                                            height=320, elem_classes="pixelated")  # fmt: skip
+                restore_file = gr.File(label="restored PNG")
 
         picks = [run_pick, gen_pick, cmp_pick, walk_pick, rate_pick, copies_pick]
         run_outputs = [heading, step, grid, step_text, gif, charts, config, card, preview, evals]
         safe = {"concurrency_limit": CONCURRENCY}
         for trigger in (app.load, refresh.click, timer.tick):
-            trigger(bind(refresh_runs, studio), None, [table, thumbs, *picks], queue=False,
+            trigger(bind(refresh_runs, studio), None, [table, thumbs, *picks, restore_pick],
+                    queue=False,
                     show_progress="hidden")  # fmt: skip
         table.select(_open_row, [table], [run_pick, tabs], queue=False)
         run_pick.change(bind(show_run, studio), [run_pick], run_outputs, **safe)
@@ -379,6 +412,9 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                          [session, rate_image, rate_text], **safe)  # fmt: skip
         copies_button.click(user_errors(bind(show_copies, studio)), [copies_pick],
                             [pairs, hist, copies_text], **safe)  # fmt: skip
+        restore_button.click(user_errors(bind(restore, studio)), [restore_pick, restore_input],
+                             [restored_view, bicubic_view, restore_file, restore_text],
+                             api_name="restore", **safe)  # fmt: skip
         app.load(bind(show_run, studio), [run_pick], run_outputs)
         app.load(bind(generate_controls, studio), [gen_pick], [class_pick, use_trunc])
     return app

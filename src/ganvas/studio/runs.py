@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ MAX_IMAGES = 256  # images per request
 MAX_WALK_STEPS = 100  # frames between two keyframes of a walk
 MAX_WALK_SEEDS = 8  # keyframes of a walk
 MAX_COMPARE = 4  # runs side by side
+MAX_RESTORE_SIDE = 512  # pixels on the longer side of a picture sent to a restorer
 REQUEST_SECONDS = 60.0  # a request's time limit
 SEARCH_DEPTH = 3  # folder levels searched below a named folder
 RUNNING_WINDOW_S = 120.0  # metrics.jsonl written this recently: the run is still training
@@ -246,15 +248,20 @@ def format_seconds(seconds: float) -> str:
 class GeneratorCache:
     """Loaded generators, least recently used dropped first, kept under `max_bytes` of
     weights and `max_items` generators. A run's entry is reloaded when its newest
-    checkpoint changes (a run still training)."""
+    checkpoint changes (a run still training).
 
-    def __init__(self, max_items: int = 4, max_bytes: int = 512 * 2**20, device: str = "cpu"):
+    `loader(run_dir, device=...)` loads one: `ganvas.load` (a GeneratorPipeline) by default,
+    `ganvas.restore.load_restorer` for the restorers; either has its network as `.G`."""
+
+    def __init__(self, max_items: int = 4, max_bytes: int = 512 * 2**20, device: str = "cpu",
+                 loader: Callable[..., Any] | None = None) -> None:  # fmt: skip
         self.max_items, self.max_bytes, self.device = max_items, max_bytes, device
+        self.loader = loader
         self._items: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, run: RunDir) -> Any:
-        """The run's generator pipeline (`ganvas.load`), loaded or from the cache."""
+        """The run's generator (`loader`'s result), loaded or from the cache."""
         from ganvas.generate import load
 
         key = (str(run.path), _checkpoint_key(run))
@@ -262,7 +269,7 @@ class GeneratorCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key][0]
-        pipeline = load(run.path, device=self.device)
+        pipeline = (self.loader or load)(run.path, device=self.device)
         size = sum(p.numel() * p.element_size() for p in pipeline.G.parameters())
         size += sum(b.numel() * b.element_size() for b in pipeline.G.buffers())
         with self._lock:
