@@ -6,9 +6,10 @@ minutes, against bicubic enlargement measured in the same run.
 
 Trains one run (NoGAN: G on the feature loss, then the critic, then a short GAN phase, the
 perceptual distance on the val split marking the best checkpoint) on 64 px emoji, 10 % held
-out. Scores on the held-out images: bicubic enlargement of the damaged input, the U-Net at the
-end of its feature-loss pretraining (the same U-Net without the GAN phase), after the GAN
-phase, and the best checkpoint. Prints the table with each PSNR's gain over bicubic (dB) and
+out, and a second run of the same length with no critic at all (the same U-Net on the feature
+loss for every step). Scores on the held-out images: bicubic enlargement of the damaged input,
+the U-Net at the end of its feature-loss pretraining, the no-GAN run of equal length, after the
+GAN phase, and the best checkpoint. Prints the table with each PSNR's gain over bicubic (dB) and
 each perceptual distance's ratio to bicubic's; writes before/after sheets to
 benchmarks/restore/.
 """
@@ -97,6 +98,12 @@ def main() -> None:
     started = time.perf_counter()
     train(config, work / "run", progress=False)
     seconds = time.perf_counter() - started
+    no_gan = load_config(preset="restore-x2-32to64", overrides={
+        **overrides, "model.g_pretrain_steps": steps, "model.d_pretrain_steps": 0,
+        "train.eval_interval": 0})  # fmt: skip
+    started = time.perf_counter()
+    train(no_gan, work / "no-gan", progress=False)
+    no_gan_seconds = time.perf_counter() - started
 
     damaged, clean = held_out_pairs(config, data, "val", 10_000)
     outputs = {"bicubic": bicubic(damaged, clean.shape[-1])}
@@ -106,11 +113,16 @@ def main() -> None:
     for name, which in checkpoints.items():
         restorer = load_restorer(work / "run", checkpoint=which, device="cpu")
         outputs[f"{name}, step {restorer.step}"] = restore_batches(restorer.G, damaged)
+        if which == args.g_steps:
+            restorer = load_restorer(work / "no-gan", device="cpu")
+            name = f"U-Net, feature loss only, equal length (no GAN), step {restorer.step}"
+            outputs[name] = restore_batches(restorer.G, damaged)
     scores = {name: restoration_scores(out, clean) for name, out in outputs.items()}
     base = scores["bicubic"]
     print(f"restore-x2-32to64 (cut: {args.g_steps} + {args.d_steps} + {args.gan_steps} steps, "
           f"batch {args.batch}) on {len(data) - len(damaged)} emoji, scored on {len(damaged)} "
-          f"held out; training {seconds:.0f} s on the CPU")  # fmt: skip
+          f"held out; training {seconds:.0f} s on the CPU (the no-GAN run: "
+          f"{no_gan_seconds:.0f} s)")  # fmt: skip
     print("| method | PSNR (dB) | vs bicubic (dB) | SSIM | perceptual | ÷ bicubic |")
     print("|---|---|---|---|---|---|")
     for name, s in scores.items():

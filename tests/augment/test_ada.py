@@ -205,3 +205,20 @@ def test_p_is_a_checked_property():
     assert ada.log_values()["ada_p"] == 0.5
     with pytest.raises(ValueError, match="p=1.5"):
         ada.p = 1.5
+
+
+def test_resampling_is_grid_sample_and_differentiates_twice():
+    """ADA's geometric resampling is exactly grid_sample (bilinear, reflection), and R1 needs
+    its second derivative with respect to the images, which torch < 2.5 lacks natively."""
+    import torch.nn.functional as F
+
+    from ganvas.augment.ada import GridSample
+
+    x = torch.randn(2, 3, 5, 5, dtype=torch.double, generator=torch.Generator().manual_seed(0))
+    theta = torch.tensor([[[0.9, 0.2, 0.1], [-0.15, 1.1, -0.05]]] * 2, dtype=torch.double)
+    grid = F.affine_grid(theta, [2, 3, 6, 6], align_corners=False)
+    native = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    assert torch.equal(GridSample.apply(x, grid), native)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda images: GridSample.apply(images, grid), (x,))
+    assert torch.autograd.gradgradcheck(lambda images: GridSample.apply(images, grid), (x,))

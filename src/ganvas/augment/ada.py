@@ -160,9 +160,60 @@ def resample(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     # one (the paper filters with a wavelet instead: sharper, and costlier). The identity
     # comes out blurred by [1/8, 3/4, 1/8] along each axis.
     grid = F.affine_grid(theta.to(dtype), [n, c, 2 * h, 2 * w], align_corners=False)
-    out = F.grid_sample(images.to(dtype), grid, mode="bilinear", padding_mode="reflection",
-                        align_corners=False)  # fmt: skip
+    out = GridSample.apply(images.to(dtype), grid)
     return F.avg_pool2d(out, 2).to(images.dtype)
+
+
+# grid_sample's settings in resample, as aten's enums: bilinear, reflection padding
+_BILINEAR, _REFLECTION, _ALIGN_CORNERS = 0, 2, False
+
+
+class GridSample(torch.autograd.Function):
+    """`F.grid_sample(images, grid)` (bilinear, reflection padding) that can be differentiated
+    twice with respect to `images`: R1 and path penalties take the gradient of D(augment(x))
+    with respect to x and then backpropagate through it, and torch before 2.5 has no
+    derivative for grid_sample's backward ("derivative for aten::grid_sampler_2d_backward is
+    not implemented"). The grid (random transforms) gets no gradient.
+
+    The sample is linear in `images`, so its backward is another linear map of the gradient
+    (`_GridSampleAdjoint`), whose own backward is the sample again."""
+
+    @staticmethod
+    def forward(ctx: Any, images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grid)
+        ctx.images_shape = images.shape
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
+                             align_corners=_ALIGN_CORNERS)  # fmt: skip
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        (grid,) = ctx.saved_tensors
+        grad_images = None
+        if ctx.needs_input_grad[0]:
+            grad_images = _GridSampleAdjoint.apply(grad_out, grid, ctx.images_shape)
+        return grad_images, None
+
+
+class _GridSampleAdjoint(torch.autograd.Function):
+    """The gradient of `GridSample` with respect to its images, for a gradient `grad_out`."""
+
+    @staticmethod
+    def forward(ctx: Any, grad_out: torch.Tensor, grid: torch.Tensor,
+                images_shape: torch.Size) -> torch.Tensor:  # fmt: skip
+        ctx.save_for_backward(grid)
+        shape_only = grad_out.new_zeros(()).expand(images_shape)  # only its shape is read
+        grad_images, _ = torch.ops.aten.grid_sampler_2d_backward(
+            grad_out, shape_only, grid, _BILINEAR, _REFLECTION, _ALIGN_CORNERS, (True, False)
+        )
+        return grad_images
+
+    @staticmethod
+    def backward(ctx: Any, grad_grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+        (grid,) = ctx.saved_tensors
+        grad = None
+        if ctx.needs_input_grad[0]:
+            grad = GridSample.apply(grad_grad, grid)
+        return grad, None, None
 
 
 def geom(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:

@@ -378,23 +378,29 @@ def _depthwise(kernel: torch.Tensor, channels: int, like: torch.Tensor) -> torch
     return kernel.to(like.dtype).reshape(1, 1, k, k).repeat(int(channels), 1, 1, 1)  # [C,1,k,k]
 
 
+def _constant_sizes(kernel: torch.Tensor, x: torch.Tensor) -> tuple[int, int]:
+    # Plain ints: traced for export, sizes are tensors, and torch 2.4's conv refuses a
+    # padding computed from one ("expected padding to be a single integer value ...").
+    return int(kernel.shape[-1]), int(x.shape[1])
+
+
 def upsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """x [N, C, H, W] → [N, C, 2H, 2W]: zeros inserted after every pixel, then low-pass
     filtered with `kernel` [k, k] (from `fir_kernel`) × 4, which keeps a constant image
     constant. One depthwise transposed conv, so it runs anywhere and exports to ONNX. Outside
     the image the input counts as 0, as in stylegan2: the outermost output pixels are darker."""
-    k = kernel.shape[-1]
-    weight = _depthwise(kernel * 4, x.shape[1], x)
-    return F.conv_transpose2d(x, weight, stride=2, padding=(k - 2) // 2, groups=x.shape[1])
+    k, channels = _constant_sizes(kernel, x)
+    weight = _depthwise(kernel * 4, channels, x)
+    return F.conv_transpose2d(x, weight, stride=2, padding=(k - 2) // 2, groups=channels)
 
 
 def downsample2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """x [N, C, H, W] → [N, C, H/2, W/2]: low-pass filtered with `kernel` [k, k], then every
     second pixel kept (anti-aliased, unlike strided pooling of high frequencies). One
     depthwise strided conv; zero padding outside the image, as in stylegan2."""
-    k = kernel.shape[-1]
-    weight = _depthwise(kernel, x.shape[1], x)
-    return F.conv2d(x, weight, stride=2, padding=(k - 2) // 2, groups=x.shape[1])
+    k, channels = _constant_sizes(kernel, x)
+    weight = _depthwise(kernel, channels, x)
+    return F.conv2d(x, weight, stride=2, padding=(k - 2) // 2, groups=channels)
 
 
 class Upsample2d(nn.Module):

@@ -386,8 +386,7 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
         safe = {"concurrency_limit": CONCURRENCY}
         for trigger in (app.load, refresh.click, timer.tick):
             trigger(bind(refresh_runs, studio), None, [table, thumbs, *picks, restore_pick],
-                    queue=False,
-                    show_progress="hidden")  # fmt: skip
+                    queue=False, show_progress="hidden")  # fmt: skip
         table.select(_open_row, [table], [run_pick, tabs], queue=False)
         run_pick.change(bind(show_run, studio), [run_pick], run_outputs, **safe)
         step.change(bind(show_grid, studio), [run_pick, step], [grid, step_text], queue=False)
