@@ -78,9 +78,14 @@ def test_restore_tab_cleans_a_picture_as_the_library_does(studio, studio_root):
     from PIL import Image
 
     from ganvas.restore import load_restorer
+    from ganvas.studio.app import refresh_runs
 
     label = str(studio_root / "runs" / "restore-x2")
     assert restore_labels(studio) == [label]
+    updates = refresh_runs(studio)  # table, thumbnails, then the run pickers of the tabs
+    run_tab, gan_tabs, restore_tab = updates[2], updates[3:8], updates[8]
+    assert label in run_tab["choices"] and restore_tab["choices"] == [label]
+    assert all(label not in u["choices"] and len(u["choices"]) == 2 for u in gan_tabs)
     picture = Image.fromarray(make_blobs(1, 32)[0]).resize((21, 13)).convert("RGBA")
     restored, bicubic = restore_picture(studio, label, picture)
     assert restored.shape == bicubic.shape == (26, 42, 3) and restored.dtype == np.uint8

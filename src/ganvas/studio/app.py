@@ -116,9 +116,11 @@ def runs_table(studio: actions.Studio) -> tuple[list[list[Any]], list[tuple[str,
 
 def refresh_runs(studio: actions.Studio) -> tuple[Any, ...]:
     rows, thumbs = runs_table(studio)
-    labels = studio.catalog.labels()
-    return (rows, thumbs, *(gr.update(choices=labels) for _ in range(6)),
-            gr.update(choices=actions.restore_labels(studio)))  # fmt: skip
+    labels, restorers = studio.catalog.labels(), actions.restore_labels(studio)
+    generators = [label for label in labels if label not in restorers]
+    return (rows, thumbs, gr.update(choices=labels),
+            *(gr.update(choices=generators) for _ in range(5)),
+            gr.update(choices=restorers))  # fmt: skip
 
 
 # --- Run ----------------------------------------------------------------------------------
@@ -275,8 +277,11 @@ def restore(studio: actions.Studio, label: str, picture: Any) -> tuple[Any, Any,
 
 def build_app(studio: actions.Studio) -> gr.Blocks:
     """The studio's page (not yet launched)."""
-    labels = studio.catalog.labels()
+    labels, restore_runs = studio.catalog.labels(), actions.restore_labels(studio)
+    # the GAN tabs (Generate, Walk, Rate, Copies) offer no restore run, the Restore tab no other
+    generators = [label for label in labels if label not in restore_runs]
     first = labels[0] if labels else None
+    first_generator = generators[0] if generators else None
     bind = functools.partial
     with gr.Blocks(title="ganvas studio", analytics_enabled=False) as app:
         gr.Markdown("# ganvas studio")
@@ -307,7 +312,7 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 report_button = gr.Button("Make report page")
                 report_file = gr.File(label="report.html (self-contained)")
             with gr.Tab("Generate", id="generate"):
-                gen_pick = _run_dropdown(labels, first, "gen-pick")
+                gen_pick = _run_dropdown(generators, first_generator, "gen-pick")
                 with gr.Row():
                     seed = gr.Number(0, label="seed", precision=0, minimum=0)
                     count = gr.Slider(1, MAX_IMAGES, value=16, step=1, label="images")
@@ -322,13 +327,13 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                     zip_file = gr.File(label="ZIP of PNGs")
                 gr.Markdown(f"### Same seeds, 2–{MAX_COMPARE} runs side by side")
                 with gr.Row():
-                    cmp_pick = gr.Dropdown(labels, multiselect=True, max_choices=MAX_COMPARE,
+                    cmp_pick = gr.Dropdown(generators, multiselect=True, max_choices=MAX_COMPARE,
                                            label="runs")  # fmt: skip
                     cmp_count = gr.Slider(1, 16, value=8, step=1, label="images per run")
                 cmp_button = gr.Button("Compare")
                 cmp_gallery = gr.Gallery(label="comparison", columns=8, elem_classes="pixelated")
             with gr.Tab("Walk", id="walk"):
-                walk_pick = _run_dropdown(labels, first, "walk-pick")
+                walk_pick = _run_dropdown(generators, first_generator, "walk-pick")
                 with gr.Row():
                     walk_seeds = gr.Textbox("0, 1, 2", label="seeds (keyframes)")
                     walk_steps = gr.Slider(1, MAX_WALK_STEPS, value=10, step=1, label="steps")
@@ -338,7 +343,7 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                 walk_info = gr.Markdown()
                 walk_file = gr.File(label="GIF")
             with gr.Tab("Rate", id="rate"):
-                rate_pick = _run_dropdown(labels, first, "rate-pick")
+                rate_pick = _run_dropdown(generators, first_generator, "rate-pick")
                 with gr.Row():
                     question = gr.Textbox("Does this look like a real image from the data?",
                                           label="question")  # fmt: skip
@@ -354,14 +359,13 @@ def build_app(studio: actions.Studio) -> gr.Blocks:
                     no = gr.Button("No (n)", elem_id="rate-no")
                 rate_text = gr.Markdown("Press Start to rate.", elem_id="rate-progress")
             with gr.Tab("Copies", id="copies"):
-                copies_pick = _run_dropdown(labels, first, "copies-pick")
+                copies_pick = _run_dropdown(generators, first_generator, "copies-pick")
                 copies_button = gr.Button("Show")
                 copies_text = gr.Markdown()
                 pairs = gr.Image(label="sample | nearest training image", interactive=False,
                                  format="png")  # fmt: skip
                 hist = gr.Image(label="distances", interactive=False, format="png")
             with gr.Tab("Restore", id="restore"):
-                restore_runs = actions.restore_labels(studio)
                 restore_pick = gr.Dropdown(restore_runs, label="restore run",
                                            value=restore_runs[0] if restore_runs else None,
                                            allow_custom_value=True, elem_id="restore-pick")  # fmt: skip
