@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,8 +186,12 @@ def read_picture(path: Path, channels: int) -> np.ndarray:
 
     with Image.open(path) as picture:
         picture.load()
-        picture = picture.convert("L" if channels == 1 else "RGB")
-        pixels = np.asarray(picture, dtype=np.uint8)
+        return picture_pixels(picture, channels)
+
+
+def picture_pixels(picture: Any, channels: int) -> np.ndarray:
+    """A PIL image of any mode as uint8 [H, W, channels] (grey for 1 channel, else RGB)."""
+    pixels = np.asarray(picture.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
     return pixels[..., None] if channels == 1 else pixels
 
 

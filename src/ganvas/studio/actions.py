@@ -193,6 +193,13 @@ def walk(
     return path, len(frames)
 
 
+def run_choices(studio: Studio) -> tuple[list[str], list[str], list[str]]:
+    """(every run, the GAN runs, the restore runs): what the Run tab, the GAN tabs (Generate,
+    Walk, Rate, Copies) and the Restore tab offer."""
+    labels, restorers = studio.catalog.labels(), restore_labels(studio)
+    return labels, [label for label in labels if label not in restorers], restorers
+
+
 def restore_labels(studio: Studio) -> list[str]:
     """The studio's runs of an image-to-image family (restore): those the Restore tab uses."""
     from ganvas.models.registry import get_family
@@ -218,15 +225,15 @@ def restore_picture(studio: Studio, label: str, picture: Any) -> tuple[np.ndarra
     """
     from PIL import Image
 
+    from ganvas.restore import picture_pixels
+
     if picture is None:
         raise ValueError("upload a picture first")
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(np.asarray(picture))
     check_bound("picture side", max(image.size), 1, MAX_RESTORE_SIDE)
     restorer = studio.restorer(label)
-    image = image.convert("L" if restorer.channels == 1 else "RGB")
-    pixels = np.asarray(image, dtype=np.uint8)
-    pixels = pixels[..., None] if restorer.channels == 1 else pixels
+    pixels = picture_pixels(image, restorer.channels)
     restored = restorer.restore(pixels)
     size = (image.width * restorer.factor, image.height * restorer.factor)
-    bicubic = np.asarray(image.resize(size, Image.Resampling.BICUBIC), dtype=np.uint8)
-    return restored, bicubic.reshape(restored.shape)
+    bicubic = picture_pixels(image.resize(size, Image.Resampling.BICUBIC), restorer.channels)
+    return restored, bicubic

@@ -116,8 +116,7 @@ def runs_table(studio: actions.Studio) -> tuple[list[list[Any]], list[tuple[str,
 
 def refresh_runs(studio: actions.Studio) -> tuple[Any, ...]:
     rows, thumbs = runs_table(studio)
-    labels, restorers = studio.catalog.labels(), actions.restore_labels(studio)
-    generators = [label for label in labels if label not in restorers]
+    labels, generators, restorers = actions.run_choices(studio)
     return (rows, thumbs, gr.update(choices=labels),
             *(gr.update(choices=generators) for _ in range(5)),
             gr.update(choices=restorers))  # fmt: skip
@@ -277,9 +276,7 @@ def restore(studio: actions.Studio, label: str, picture: Any) -> tuple[Any, Any,
 
 def build_app(studio: actions.Studio) -> gr.Blocks:
     """The studio's page (not yet launched)."""
-    labels, restore_runs = studio.catalog.labels(), actions.restore_labels(studio)
-    # the GAN tabs (Generate, Walk, Rate, Copies) offer no restore run, the Restore tab no other
-    generators = [label for label in labels if label not in restore_runs]
+    labels, generators, restore_runs = actions.run_choices(studio)
     first = labels[0] if labels else None
     first_generator = generators[0] if generators else None
     bind = functools.partial
